@@ -1,0 +1,19 @@
+"""The one place coursekit imports imgaug.
+
+imgaug 0.4.0 (2020, the course's library) still refers to `np.bool` and `np.complex`,
+removed in numpy 1.24; we restore those two aliases before importing it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+if not hasattr(np, "bool"):
+    np.bool = bool  # type: ignore[attr-defined]
+if not hasattr(np, "complex"):
+    np.complex = complex  # type: ignore[attr-defined]
+
+import imgaug  # noqa: E402
+import imgaug.augmenters as iaa  # noqa: E402
+
+__all__ = ["iaa", "imgaug"]

@@ -1,0 +1,44 @@
+"""Datasets for the notebooks: real torchvision loaders, offline fixtures, clear errors."""
+
+from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
+from coursekit.data.fixtures import (
+    ensure_fixtures,
+    is_fixture_root,
+    write_cifar10_fixture,
+    write_mnist_fixture,
+)
+from coursekit.data.tensor_loader import TensorLoader, to_uint8_tensors
+from coursekit.data.vision import (
+    DATASETS,
+    class_examples,
+    class_names,
+    dataset_status,
+    first_n,
+    how_to_get,
+    load_dataset,
+    load_splits,
+    resolve_root,
+    targets,
+)
+
+__all__ = [
+    "DATASETS",
+    "ChecksumError",
+    "DatasetFormatError",
+    "DatasetMissingError",
+    "TensorLoader",
+    "class_examples",
+    "class_names",
+    "dataset_status",
+    "ensure_fixtures",
+    "first_n",
+    "how_to_get",
+    "is_fixture_root",
+    "load_dataset",
+    "load_splits",
+    "resolve_root",
+    "targets",
+    "to_uint8_tensors",
+    "write_cifar10_fixture",
+    "write_mnist_fixture",
+]

@@ -1,0 +1,40 @@
+import torch
+
+from coursekit import settings
+
+
+def test_smoke_mode_reads_env(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    assert settings.smoke_mode()
+    monkeypatch.setenv("COURSEKIT_SMOKE", "0")
+    assert not settings.smoke_mode()
+
+
+def test_data_root_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    monkeypatch.delenv("COURSEKIT_FIXTURES", raising=False)
+    assert settings.data_root() == tmp_path
+    assert settings.fixture_root() == tmp_path / "_fixtures"
+
+
+def test_device_choice(monkeypatch):
+    assert settings.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("COURSEKIT_DEVICE", "cpu")
+    assert settings.get_device() == torch.device("cpu")
+
+
+def test_unavailable_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    try:
+        settings.get_device("cuda")
+    except RuntimeError as exc:
+        assert "CUDA is not available" in str(exc)
+    else:
+        raise AssertionError("expected a RuntimeError")
+
+
+def test_seed_everything_repeats_draws():
+    settings.seed_everything(3)
+    a = torch.rand(5)
+    settings.seed_everything(3)
+    assert torch.equal(a, torch.rand(5))

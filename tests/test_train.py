@@ -1,0 +1,183 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from coursekit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from coursekit.data import load_splits
+from coursekit.models import LeNet5
+from coursekit.settings import seed_everything
+from coursekit.train import EarlyStopping, History, evaluate, fit
+
+LOSS_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def blobs(n: int = 256, seed: int = 0) -> TensorDataset:
+    """Four gaussian blobs in 2-D, shape (n, 2), labels 0..3."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    centers = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [-2.0, -2.0], [2.0, -2.0]])
+    return TensorDataset(centers[y] + torch.randn(n, 2, generator=g), y)
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 4))
+
+
+def blob_run(epochs: int, checkpoint=None, seed: int = 0, **kwargs) -> tuple[nn.Module, History]:
+    seed_everything(seed)
+    model = mlp()
+    train = DataLoader(blobs(256, 0), batch_size=32, shuffle=True)
+    val = DataLoader(blobs(128, 1), batch_size=64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.8)
+    history = fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched,
+                  device="cpu", checkpoint=checkpoint, verbose=False, **kwargs)
+    return model, history
+
+
+def columns(history: History) -> list[list[float]]:
+    return [history[c] for c in LOSS_COLUMNS]
+
+
+def test_fit_learns_fixture_mnist(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    monkeypatch.setenv("COURSEKIT_FIXTURES", str(tmp_path / "fixtures"))
+    train_set, test_set = load_splits("MNIST", subset=(800, 200))
+    seed_everything(0)
+    model = LeNet5()
+    history = fit(
+        model,
+        DataLoader(train_set, batch_size=32, shuffle=True),
+        DataLoader(test_set, batch_size=100),
+        epochs=3,
+        optimizer=torch.optim.Adam(model.parameters(), lr=2e-3),
+        device="cpu",
+        eval_before=True,
+        verbose=False,
+    )
+    assert history["epoch"] == [0, 1, 2, 3]
+    assert history["val_loss"][-1] < 0.7 * history["val_loss"][0]
+    assert history["train_loss"][-1] < history["train_loss"][1]
+    assert history["val_acc"][-1] > 0.5  # chance is 0.1
+    assert history.stopped_reason == "max epochs"
+
+
+def test_same_seed_gives_identical_history():
+    _, first = blob_run(3)
+    _, second = blob_run(3)
+    assert columns(first) == columns(second)
+    _, other = blob_run(3, seed=1)
+    assert columns(other) != columns(first)
+
+
+def test_resume_after_interruption_matches_unbroken_run(tmp_path):
+    model_a, unbroken = blob_run(5)
+    ckpt = tmp_path / "run.pt"
+    _, partial = blob_run(2, checkpoint=ckpt)  # "killed" after epoch 2
+    assert len(partial) == 2
+    # A fresh process would rebuild everything with another RNG state: resume must not care.
+    model_b, resumed = blob_run(5, checkpoint=ckpt, seed=123)
+    assert columns(resumed) == columns(unbroken)
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert load_checkpoint(ckpt)["epoch"] == 5
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"epoch": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the job is killed in the middle of writing
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="Delete it"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    blob_run(1, checkpoint=ckpt)
+    model = nn.Linear(2, 4)
+    with pytest.raises(RuntimeError, match="different model"):
+        fit(model, DataLoader(blobs(), batch_size=32), epochs=2,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device="cpu",
+            checkpoint=ckpt, verbose=False)
+
+
+def test_early_stopping_follows_the_rule():
+    stopper = EarlyStopping(patience=3, min_delta=0.01)
+    losses = [1.0, 0.9, 0.895, 0.892, 0.85, 0.845, 0.849, 0.841]
+    decisions = [stopper.step(v, epoch=i + 1) for i, v in enumerate(losses)]
+    # 0.895, 0.892 do not beat 0.9 by 0.01; 0.85 does; then 0.845, 0.849, 0.841 don't.
+    assert decisions == [False, False, False, False, False, False, False, True]
+    assert stopper.best == 0.85 and stopper.best_epoch == 5
+
+
+def test_early_stopping_in_fit_stops_and_restores_best():
+    stopper = EarlyStopping(patience=2, min_delta=10.0)  # nothing ever improves by 10
+    model, history = blob_run(10, early_stopping=stopper)
+    assert history.stopped_reason == "early stopping"
+    assert len(history) == 3  # epoch 1 sets the best, epochs 2 and 3 exhaust patience
+    restored = evaluate(model, DataLoader(blobs(128, 1), batch_size=64), device="cpu")
+    assert math.isclose(restored["loss"], history["val_loss"][0], rel_tol=1e-6)
+
+
+def test_reduce_lr_on_plateau_steps_on_val_loss():
+    seed_everything(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)  # too small to improve the loss by 10%
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.1)
+    history = fit(model, DataLoader(blobs(), batch_size=64), DataLoader(blobs(64, 1)),
+                  epochs=4, optimizer=opt, scheduler=sched, device="cpu", verbose=False)
+    # lr is read at the start of each epoch; epoch 1 sets the best, each later one reduces it.
+    assert history["lr"] == pytest.approx([1e-4, 1e-4, 5e-5, 2.5e-5])
+
+
+def test_extra_loss_is_recorded_and_trained_against():
+    def l1(model):
+        return 0.01 * sum(p.abs().sum() for p in model.parameters())
+
+    plain_model, plain = blob_run(3)
+    model, penalized = blob_run(3, extra_loss=l1)
+    assert "train_penalty" in penalized.columns and "train_penalty" not in plain.columns
+    # the penalty pulls the weights towards zero compared with the same run without it
+    assert l1(model).item() < l1(plain_model).item()
+    assert penalized["train_penalty"][-1] == pytest.approx(l1(model).item(), rel=0.2)
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun():
+    _, history = blob_run(50, time_budget_s=1e-9)
+    assert history.stopped_reason == "time budget"
+    assert len(history) <= 1
+
+
+def test_history_frame_and_eval_train():
+    _, history = blob_run(2, eval_before=True, eval_train=True)
+    df = history.to_frame()
+    assert list(df.index) == [0, 1, 2]
+    assert {"train_eval_loss", "val_acc", "seconds"} <= set(df.columns)
+    assert history.best("val_loss")["val_loss"] == df["val_loss"].min()
+
+
+def test_diverging_loss_is_a_clear_error():
+    seed_everything(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=1e12)
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        fit(model, DataLoader(blobs(), batch_size=32), epochs=3, optimizer=opt,
+            device="cpu", verbose=False)
