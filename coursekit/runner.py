@@ -1,0 +1,224 @@
+"""`coursekit run`: execute a notebook headless with papermill, in a resumable run folder.
+
+The run folder (see coursekit.runs) receives the executed notebook, its figures
+(COURSEKIT_FIGURES) and metrics.json (coursekit.tracking.record_metrics). The kernel
+sees COURSEKIT_RUN_DIR, so `checkpoint_path(name)` puts checkpoints there: a rerun of
+the same command after a kill reuses the folder and fit() resumes from them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coursekit.nbparams import check_parameters, resolved_parameters
+from coursekit.runs import (
+    RunError,
+    check_label,
+    find_resumable,
+    fingerprint,
+    new_run_dir,
+    read_status,
+    write_status,
+)
+from coursekit.settings import REPO_ROOT, runs_dir, smoke_mode
+
+# SIGUSR2 is the signal OAR sends before the walltime (`oarsub --checkpoint`).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+
+
+class RunInterrupted(BaseException):
+    """The run received a stop signal; a BaseException so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    # The kernel inherits this process's environment; restore it for in-process callers.
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    # Python handlers can only be installed from the main thread.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:  # raise once: a second signal must not break the kernel shutdown
+            received.append(signum)
+            raise RunInterrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _kernel_env(folder: Path, smoke: bool) -> dict[str, str]:
+    env = {
+        "COURSEKIT_RUN_DIR": str(folder),
+        "COURSEKIT_FIGURES": str(folder / "figures"),
+        "PAPERMILL_EXECUTION": "1",
+    }
+    if smoke:
+        env["COURSEKIT_SMOKE"] = "1"
+    return env
+
+
+def _papermill(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        cwd=str(notebook.parent),
+        progress_bar=False,
+        stdout_file=sys.stderr,
+        stderr_file=sys.stderr,
+        # Everything the notebook writes is on disk when its last cell ends; a graceful
+        # kernel shutdown would only add seconds to every run.
+        shutdown_kernel="immediate",
+    )
+
+
+def _failure(notebook: Path, output: Path, exc: Exception) -> Exception:
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return RunError(
+            f"{notebook.name} failed in cell [{exc.exec_count}]: {exc.ename}: {exc.evalue}\n"
+            f"the executed notebook with the traceback is {output}; once fixed, rerun the same "
+            "command: it resumes in the same folder"
+        )
+    if isinstance(exc, DeadKernelError):
+        return RunError(
+            f"the kernel running {notebook.name} died (out of memory?): {exc}\n"
+            "rerun the same command to resume from the last checkpoint"
+        )
+    return exc
+
+
+def _execute(notebook: Path, folder: Path, parameters: dict[str, Any], smoke: bool) -> None:
+    output = folder / notebook.name
+    try:
+        with _environment(_kernel_env(folder, smoke)), _stop_signals_raise():
+            _papermill(notebook, output, parameters)
+    except RunInterrupted as exc:
+        write_status(folder, state="interrupted", error=f"stopped by {exc}")
+        raise
+    except KeyboardInterrupt:
+        write_status(folder, state="interrupted", error="stopped by Ctrl-C")
+        raise
+    except Exception as exc:
+        error = _failure(notebook, output, exc)
+        summary = str(error).splitlines()[0] if error is not exc else f"{type(exc).__name__}: {exc}"
+        write_status(folder, state="failed", error=summary)
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _prepare_run(
+    notebook: Path, checked: dict[str, Any], smoke: bool, label: str, root: Path, fresh: bool
+) -> Path:
+    """Return the run folder to use (an unfinished one with the same fingerprint, or a new one)."""
+    resolved = resolved_parameters(notebook, checked)
+    key = fingerprint(notebook.stem, resolved, smoke, label)
+    folder = None if fresh else find_resumable(root, notebook.stem, key)
+    folder = folder or new_run_dir(root, notebook.stem, label)
+    previous = read_status(folder) or {}
+    write_status(
+        folder,
+        state="running",
+        notebook=str(notebook),
+        name=notebook.stem,
+        label=label,
+        smoke=smoke,
+        parameters=checked,
+        resolved=resolved,
+        fingerprint=key,
+        created=previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        attempts=previous.get("attempts", 0) + 1,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        error=None,
+    )
+    return folder
+
+
+def run_notebook(
+    notebook: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    smoke: bool = False,
+    label: str | None = None,
+    out: str | Path | None = None,
+    fresh: bool = False,
+) -> Path:
+    """Execute `notebook` with `parameters` and return its run folder.
+
+    Values may be command-line text ("14") or Python values; both are checked against the
+    notebook's parameters cell before anything starts. smoke: run on fixture data.
+    out: the root of run folders (default runs/ or COURSEKIT_RUNS). fresh: never reuse
+    an unfinished run folder.
+    """
+    notebook = Path(notebook).resolve()
+    checked = check_parameters(notebook, parameters or {})
+    smoke = smoke or smoke_mode()
+    label = check_label(label or ("smoke" if smoke else "run"))
+    # Absolute: the kernel runs in the notebook's folder and must find the run folder.
+    root = Path(out if out is not None else runs_dir()).resolve()
+    folder = _prepare_run(notebook, checked, smoke, label, root, fresh)
+    print(f"coursekit run: {notebook.name} in {folder}", file=sys.stderr, flush=True)
+    _execute(notebook, folder, checked, smoke)
+    write_status(folder, state="done", error=None)
+    return folder
+
+
+def workbook_notebooks(folder: Path | None = None) -> list[Path]:
+    """Return the workbook's notebooks (notebooks/*.ipynb), sorted by name."""
+    folder = folder or REPO_ROOT / "notebooks"
+    found = sorted(folder.glob("*.ipynb"))
+    if not found:
+        raise RunError(f"no notebook found in {folder}")
+    return found
+
+
+def run_all(
+    notebooks: list[Path], *, smoke: bool, out: str | Path | None = None
+) -> dict[Path, Path | Exception]:
+    """Run every notebook with its defaults; return notebook -> run folder, or the error."""
+    results: dict[Path, Path | Exception] = {}
+    for notebook in notebooks:
+        try:
+            results[notebook] = run_notebook(notebook, smoke=smoke, out=out)
+        except (RunError, ValueError) as exc:  # one broken notebook must not hide the others
+            results[notebook] = exc
+    return results

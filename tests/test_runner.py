@@ -1,0 +1,176 @@
+"""Resumable runs: a run killed by SIGTERM or SIGKILL, rerun, ends like an unbroken run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from coursekit.checkpoint import load_checkpoint
+from coursekit.runner import run_notebook
+from coursekit.runs import RunError, find_resumable, new_run_dir, write_status
+
+TINY = Path(__file__).resolve().parent / "notebooks" / "tiny_train.ipynb"
+EPOCHS = 8  # with 0.3 s per epoch, time to kill the run twice before it ends
+
+
+def test_rerun_reuses_the_latest_unfinished_folder_with_the_same_fingerprint(tmp_path):
+    old = new_run_dir(tmp_path, "nb", "run")
+    write_status(old, fingerprint="abc", state="interrupted", created="2026-01-01T10:00:00")
+    other = new_run_dir(tmp_path, "nb", "run")
+    write_status(other, fingerprint="xyz", state="failed", created="2026-01-01T11:00:00")
+    assert other != old
+    assert find_resumable(tmp_path, "nb", "abc") == old
+    assert find_resumable(tmp_path, "nb", "xyz") == other
+    assert find_resumable(tmp_path, "nb", "new") is None
+    assert find_resumable(tmp_path, "other_nb", "abc") is None
+
+    write_status(old, state="done")  # a finished run is never reused: a new one starts
+    assert find_resumable(tmp_path, "nb", "abc") is None
+
+
+def test_a_run_still_alive_is_not_reused(tmp_path):
+    folder = new_run_dir(tmp_path, "nb", "run")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write_status(folder, fingerprint="abc", state="running", host=socket.gethostname(),
+                     pid=sleeper.pid, created="2026-01-01T10:00:00")  # fmt: skip
+        with pytest.raises(RunError, match=f"already going on .*pid {sleeper.pid}"):
+            find_resumable(tmp_path, "nb", "abc")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert find_resumable(tmp_path, "nb", "abc") == folder  # its process is gone: resume it
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _epoch(folder: Path) -> int:
+    path = folder / "checkpoints" / "tiny.pt"
+    return int(load_checkpoint(path)["epoch"]) if path.exists() else 0
+
+
+def _status(folder: Path) -> dict:
+    return json.loads((folder / "status.json").read_text())
+
+
+class TinyRun:
+    """`coursekit run tiny_train.ipynb` started as a subprocess, as a user or OAR would."""
+
+    def __init__(self, out: Path, log: Path) -> None:
+        self.argv = [sys.executable, "-m", "coursekit.cli", "run", str(TINY), "-p", "pause", "0.3",
+                     "-p", "epochs", str(EPOCHS), "--out", str(out)]  # fmt: skip
+        self.out, self.log = out, log
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        with self.log.open("a") as log:
+            self.procs.append(subprocess.Popen(self.argv, stdout=log, stderr=log, text=True))
+        return self.procs[-1]
+
+    def kill_leftovers(self) -> None:
+        """Kill the runs a failed test left behind (their kernels follow their parent)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def folder(self) -> Path | None:
+        found = list((self.out / "tiny_train").glob("*/status.json"))
+        return found[0].parent if found else None
+
+    def wait_training(self, attempt: int, past_epoch: int) -> Path:
+        """Wait until `attempt` has checkpointed an epoch after `past_epoch`; return the folder."""
+
+        def trained() -> bool:
+            folder = self.folder()
+            return (
+                folder is not None
+                and _status(folder).get("attempts") == attempt
+                and _epoch(folder) > past_epoch
+            )
+
+        _wait_for(trained, f"attempt {attempt} to checkpoint an epoch after {past_epoch}")
+        return self.folder()
+
+
+def _kill_and_reap(proc: subprocess.Popen, signum: int) -> int:
+    kernels = psutil.Process(proc.pid).children(recursive=True)
+    assert kernels, "the run should have started a kernel"
+    proc.send_signal(signum)
+    code = proc.wait(timeout=30)
+    # The kernel must not outlive its runner, or it could write into the folder being resumed.
+    _, alive = psutil.wait_procs(kernels, timeout=15)
+    assert not alive, f"kernel processes {alive} survived the runner"
+    return code
+
+
+@pytest.fixture(scope="module")
+def unbroken_metrics(tmp_path_factory) -> dict:
+    folder = run_notebook(TINY, {"epochs": EPOCHS}, out=tmp_path_factory.mktemp("unbroken"))
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.fixture
+def tiny_run(tmp_path) -> Iterator[TinyRun]:
+    run = TinyRun(tmp_path / "runs", tmp_path / "log.txt")
+    yield run
+    run.kill_leftovers()
+
+
+def test_killed_runs_resume_and_end_like_an_unbroken_run(tmp_path, tiny_run, unbroken_metrics):
+    run = tiny_run
+
+    # 1. SIGTERM (what OAR and `kill` send): the folder records the interruption.
+    proc = run.start()
+    folder = run.wait_training(attempt=1, past_epoch=0)
+    assert _kill_and_reap(proc, signal.SIGTERM) == 128 + signal.SIGTERM
+    assert _status(folder)["state"] == "interrupted"
+    first_epoch = _epoch(folder)
+
+    # 2. Same command: same folder, training goes on from the checkpoint; then SIGKILL,
+    # which nothing can catch (the status still says running, from a dead process).
+    proc = run.start()
+    assert run.wait_training(attempt=2, past_epoch=first_epoch) == folder
+    _kill_and_reap(proc, signal.SIGKILL)
+    assert _status(folder)["state"] == "running"
+    killed_epoch = _epoch(folder)
+    assert killed_epoch < EPOCHS, "the run ended before it could be killed; raise `pause`"
+
+    # 3. Same command again: it resumes after the last saved epoch and finishes.
+    done = subprocess.run(run.argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(folder)
+    assert [p.name for p in (tmp_path / "runs" / "tiny_train").iterdir()] == [folder.name]
+    assert (_status(folder)["state"], _status(folder)["attempts"]) == ("done", 3)
+    executed = nbformat.read(folder / "tiny_train.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert f"after epoch {killed_epoch}" in outputs and f"epoch   {killed_epoch} " not in outputs
+
+    assert json.loads((folder / "metrics.json").read_text()) == unbroken_metrics
+    assert unbroken_metrics["epochs_run"] == EPOCHS
+
+
+def test_sigterm_handler_is_only_active_during_the_run(tmp_path):
+    # An in-process run must leave the caller's own SIGTERM handling as it found it.
+    before = signal.getsignal(signal.SIGTERM)
+    hello = TINY.with_name("hello.ipynb")
+    run_notebook(hello, smoke=True, out=tmp_path)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert os.environ.get("COURSEKIT_RUN_DIR") is None
