@@ -1,0 +1,206 @@
+"""Reading loss curves: where the test loss bottoms out, whether a run overfits, in numbers.
+
+The verdict follows one explicit rule (see `overfitting_report`), so a notebook's written
+analysis is computed from a run's history instead of typed by hand, and stays true
+whatever the run gives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+REL_TOL = 0.05
+MIN_RISE_EPOCHS = 2
+
+
+def _columns(history: Any) -> dict[str, list[float]]:
+    """Return {column: values over epochs >= 1} from a History or an epoch-indexed DataFrame."""
+    frame = history.to_frame() if hasattr(history, "to_frame") else history
+    frame = frame[frame.index >= 1]  # an epoch-0 row (eval_before) is not training
+    return {"epoch": [int(e) for e in frame.index], **{c: list(frame[c]) for c in frame.columns}}
+
+
+def _pick_train_key(columns: Mapping[str, list[float]], train_key: str | None) -> str:
+    """Return train_key, or the eval-mode training loss when recorded, else train_loss."""
+    if train_key is not None:
+        return train_key
+    return "train_eval_loss" if "train_eval_loss" in columns else "train_loss"
+
+
+def overfitting_report(
+    history: Any,
+    test_key: str = "val_loss",
+    train_key: str | None = None,
+    rel_tol: float = REL_TOL,
+    min_rise_epochs: int = MIN_RISE_EPOCHS,
+) -> dict[str, Any]:
+    """Return the numbers that say whether and where a run overfits, and the verdict.
+
+    history: a History (or DataFrame indexed by epoch) with `test_key` and `train_key`.
+    train_key: defaults to 'train_eval_loss' when recorded (measured in eval mode, like
+    the test loss, so the gap compares like with like), else 'train_loss'.
+
+    Rule: the run overfits when (a) the test loss of each of the last `min_rise_epochs`
+    epochs or more is above its minimum by more than `rel_tol` (relative), i.e. the
+    rise is lasting rather than one noisy epoch, and (b) the training loss is still
+    lower at the last epoch than at the epoch of that minimum: the network keeps
+    fitting its training set while getting worse on unseen data.
+
+    Keys: best_epoch, min_test_loss, final_test_loss, rise (final - min), rise_rel
+    (rise / min), epochs_after_min, epochs_above_tol (trailing epochs above the
+    tolerance), train_at_best, final_train_loss, train_still_falling, final_gap
+    (final test - final train), gap_ratio (final test / final train), n_epochs,
+    rel_tol, min_rise_epochs, train_key, overfits.
+    """
+    if rel_tol < 0 or min_rise_epochs < 1:
+        raise ValueError(
+            f"need rel_tol >= 0 and min_rise_epochs >= 1, got {rel_tol} and {min_rise_epochs}"
+        )
+    cols = _columns(history)
+    train_key = _pick_train_key(cols, train_key)
+    for key in (test_key, train_key):
+        if key not in cols:
+            raise KeyError(f"history has no column {key!r}; it has {list(cols)}")
+    epochs, test, train = cols["epoch"], cols[test_key], cols[train_key]
+    if not epochs:
+        raise ValueError("the history has no training epoch to analyse")
+    if any(math.isnan(v) for v in test + train):
+        raise ValueError(f"{test_key!r} or {train_key!r} has NaN values: cannot judge the curves")
+    i_best = min(range(len(test)), key=test.__getitem__)  # first epoch on ties
+    best = test[i_best]
+    threshold = best * (1 + rel_tol)
+    above = 0
+    for value in reversed(test):
+        if value <= threshold:
+            break
+        above += 1
+    rise = test[-1] - best
+    still_falling = train[-1] < train[i_best]
+    return {
+        "best_epoch": epochs[i_best],
+        "min_test_loss": best,
+        "final_test_loss": test[-1],
+        "rise": rise,
+        "rise_rel": rise / best if best > 0 else math.inf if rise > 0 else 0.0,
+        "epochs_after_min": epochs[-1] - epochs[i_best],
+        "epochs_above_tol": above,
+        "train_at_best": train[i_best],
+        "final_train_loss": train[-1],
+        "train_still_falling": still_falling,
+        "final_gap": test[-1] - train[-1],
+        "gap_ratio": test[-1] / train[-1] if train[-1] > 0 else math.inf,
+        "n_epochs": len(epochs),
+        "rel_tol": rel_tol,
+        "min_rise_epochs": min_rise_epochs,
+        "train_key": train_key,
+        "overfits": above >= min_rise_epochs and still_falling,
+    }
+
+
+def overfitting_table(runs: Mapping[str, Any], **kwargs: Any):
+    """Return a DataFrame (one row per run label) of `overfitting_report` for each run."""
+    import pandas as pd
+
+    rows = {label: overfitting_report(h, **kwargs) for label, h in runs.items()}
+    columns = [
+        "overfits", "best_epoch", "min_test_loss", "final_test_loss", "rise", "rise_rel",
+        "epochs_above_tol", "final_train_loss", "final_gap", "gap_ratio",
+    ]  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index")[columns]
+
+
+def _pct(x: float) -> str:
+    """Return x (a fraction) as a signed French percentage, e.g. '+12,3 %'."""
+    return f"{100 * x:+.1f} %".replace(".", ",")
+
+
+def _num(x: float) -> str:
+    """Return a loss value with 4 significant digits and a French decimal comma."""
+    return f"{x:.4g}".replace(".", ",")
+
+
+def verdict_sentence(label: str, report: Mapping[str, Any]) -> str:
+    """Return one French sentence stating the computed verdict of `report` for run `label`."""
+    r = report
+    where = f"minimum de la loss de test ({_num(r['min_test_loss'])}) à l'époque {r['best_epoch']}"
+    tol = _pct(r["rel_tol"]).lstrip("+")
+    if r["overfits"]:
+        return (
+            f"« {label} » : surapprentissage. {where[0].upper()}{where[1:]}, puis remontée de "
+            f"{_num(r['rise'])} ({_pct(r['rise_rel'])}) jusqu'à l'époque finale, au-dessus de "
+            f"la tolérance de {tol} sur les {r['epochs_above_tol']} dernières époques, pendant "
+            f"que la loss d'apprentissage continue de baisser ({_num(r['train_at_best'])} → "
+            f"{_num(r['final_train_loss'])})."
+        )
+    if r["epochs_after_min"] == 0:
+        last = r["best_epoch"]
+        reason = f"la loss de test est encore à son minimum à la dernière époque ({last})"
+    elif r["epochs_above_tol"] == 0:
+        reason = (
+            f"{where}, et la loss finale ne le dépasse que de {_pct(r['rise_rel'])}, "
+            f"sous la tolérance de {tol}"
+        )
+    elif r["epochs_above_tol"] < r["min_rise_epochs"]:
+        reason = (
+            f"{where} ; la remontée au-delà de {tol} ne dure que {r['epochs_above_tol']} "
+            f"époque(s), trop peu pour conclure (il en faut {r['min_rise_epochs']})"
+        )
+    else:
+        reason = (
+            f"{where} et remontée de {_pct(r['rise_rel'])}, mais la loss d'apprentissage ne "
+            "baisse plus : c'est une dégradation générale (instabilité), pas un apprentissage "
+            "par cœur"
+        )
+    return f"« {label} » : pas de surapprentissage selon la règle : {reason}."
+
+
+def comparison_sentence(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return French sentences: the run with the lowest test loss, the runs ranked by their
+    final test - train gap, and which runs overfit by the rule."""
+    if not reports:
+        raise ValueError("no run to compare")
+    lowest = min(reports, key=lambda k: reports[k]["min_test_loss"])
+    by_gap = sorted(reports, key=lambda k: reports[k]["final_gap"])
+    ranking = ", ".join(f"« {k} » ({_num(reports[k]['final_gap'])})" for k in by_gap)
+    overfit = [k for k, r in reports.items() if r["overfits"]]
+    which = ", ".join(f"« {k} »" for k in overfit) if overfit else "aucune"
+    return (
+        f"Plus faible loss de test : « {lowest} » ({_num(reports[lowest]['min_test_loss'])}, "
+        f"époque {reports[lowest]['best_epoch']}). Écart final test − apprentissage, du plus "
+        f"petit au plus grand : {ranking}. Expérience(s) en surapprentissage selon la "
+        f"règle : {which}."
+    )
+
+
+def train_measurement_sentence(history: Any) -> str:
+    """Return a French sentence comparing the training loss measured during vs after each epoch.
+
+    Needs the columns train_loss (mean over the epoch, train mode, weights moving) and
+    train_eval_loss (re-measured in eval mode with the end-of-epoch weights).
+    """
+    cols = _columns(history)
+    during, after = cols["train_loss"], cols["train_eval_loss"]
+    higher = sum(d > a for d, a in zip(during, after, strict=True))
+    ratio = sum(d / a for d, a in zip(during, after, strict=True) if a > 0) / len(during)
+    return (
+        f"La loss mesurée pendant l'époque est plus élevée que la loss re-mesurée en mode "
+        f"évaluation à la fin de l'époque dans {higher} époque(s) sur {len(during)} ; en "
+        f"moyenne elle vaut {_num(ratio)} fois la loss re-mesurée."
+    )
+
+
+def summary_sentence(label: str, history: Any) -> str:
+    """Return a French sentence with a run's final training loss, test loss and test accuracy."""
+    cols = _columns(history)
+    text = (
+        f"« {label} » après {cols['epoch'][-1]} époque(s) : loss d'apprentissage "
+        f"{_num(cols['train_loss'][-1])} (moyenne pendant l'époque)"
+    )
+    if "train_eval_loss" in cols:
+        text += f", {_num(cols['train_eval_loss'][-1])} (re-mesurée en mode évaluation)"
+    text += f", loss de test {_num(cols['val_loss'][-1])}"
+    if "val_acc" in cols:
+        text += f", précision de test {100 * cols['val_acc'][-1]:.2f} %".replace(".", ",")
+    return text + "."

@@ -1,0 +1,141 @@
+"""Notebook 01: the pytorch/examples MNIST recipe, with train/test swap and dropout switches.
+
+Recipe of pytorch/examples `mnist/main.py`: MnistNet, Adadelta(lr=1.0),
+StepLR(step_size=1, gamma=0.7) stepped once per epoch, batch 64 for training and 1000
+for testing, pixels normalized with MNIST's mean 0.1307 and std 0.3081, NLL loss on the
+network's log-probabilities, 14 epochs, seed 1. One difference: the example only
+shuffles the training set on CUDA (its `shuffle=True` sits in the CUDA-only kwargs);
+here it is always shuffled, so CPU and GPU runs follow the same recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from coursekit.data import load_splits
+from coursekit.data.tensor_loader import TensorLoader
+from coursekit.models import MnistNet
+from coursekit.settings import get_device, seed_everything
+from coursekit.tracking import checkpoint_path
+from coursekit.train import History, fit
+
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+
+
+@dataclass(frozen=True)
+class MnistLossConfig:
+    """One training of notebook 01.
+
+    swap: learn on the 10k test set and evaluate on the 60k training set.
+    dropout: keep MnistNet's two dropout layers (False replaces them by identities).
+    subset: keep the first N samples of each split (after the swap), or (n_train, n_test).
+    device: 'auto' (cuda > mps > cpu, or env COURSEKIT_DEVICE), 'cpu', 'cuda', ...
+    """
+
+    swap: bool = False
+    dropout: bool = True
+    epochs: int = 14
+    subset: int | tuple[int, int] | None = None
+    batch_size: int = 64
+    test_batch: int = 1000
+    lr: float = 1.0
+    gamma: float = 0.7
+    seed: int = 1
+    device: str = "auto"
+
+    @property
+    def name(self) -> str:
+        """Return a file-safe run name, e.g. 'mnist_swap_nodropout_3f2a9c1b'.
+
+        The hash covers every field that changes the result except `epochs` (a longer
+        run resumes a shorter one) and `device`, so a checkpoint is never reused
+        for a different experiment.
+        """
+        fields = {k: v for k, v in asdict(self).items() if k not in {"epochs", "device"}}
+        digest = hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()[:8]
+        split = "swap" if self.swap else "orig"
+        drop = "dropout" if self.dropout else "nodropout"
+        return f"mnist_{split}_{drop}_{digest}"
+
+
+def make_loaders(
+    config: MnistLossConfig, device: torch.device | None = None
+) -> tuple[TensorLoader, TensorLoader]:
+    """Return (train loader, test loader) of MNIST as the config asks (swap, subset).
+
+    Batches are x float32 (B, 1, 28, 28) normalized, y int64 (B,); the training loader
+    is shuffled every epoch, the test loader is not.
+    """
+    train_set, test_set = load_splits("MNIST", subset=config.subset, swap=config.swap)
+    return loaders_for(config, train_set, test_set, device)
+
+
+def loaders_for(
+    config: MnistLossConfig, train_set: Any, test_set: Any, device: torch.device | None = None
+) -> tuple[TensorLoader, TensorLoader]:
+    """Return (train loader, test loader) over two MNIST-format datasets with the recipe's
+    batch sizes and normalization; see `make_loaders` for the batch shapes."""
+    device = device if device is not None else _device(config)
+    common = {"device": device, "mean": MNIST_MEAN, "std": MNIST_STD}
+    train = TensorLoader.from_dataset(
+        train_set, batch_size=config.batch_size, shuffle=True, **common
+    )
+    test = TensorLoader.from_dataset(
+        test_set, batch_size=config.test_batch, shuffle=False, **common
+    )
+    return train, test
+
+
+def split_sizes(config: MnistLossConfig) -> tuple[int, int]:
+    """Return (number of training samples, number of test samples) the config trains on."""
+    train_set, test_set = load_splits("MNIST", subset=config.subset, swap=config.swap)
+    return len(train_set), len(test_set)
+
+
+def _device(config: MnistLossConfig) -> torch.device:
+    return get_device(None if config.device == "auto" else config.device)
+
+
+def run(config: MnistLossConfig, verbose: bool = True) -> tuple[MnistNet, History]:
+    """Return (trained model, History) of one run on MNIST as the config asks.
+
+    The history has train_loss, train_eval_loss, val_loss (the test split), their
+    accuracies, lr and seconds per epoch. In a batch run (`coursekit run`) each epoch
+    is checkpointed under the config's name, so a killed run resumes where it stopped.
+    """
+    train, test = make_loaders(config, _device(config))
+    return train_model(config, train, test, verbose=verbose)
+
+
+def train_model(
+    config: MnistLossConfig, train_loader: Any, test_loader: Any, verbose: bool = True
+) -> tuple[MnistNet, History]:
+    """Return (model, History) after the recipe's training on the given loaders.
+
+    Loaders yield x (B, 1, 28, 28) normalized and y (B,); see `run` for the history.
+    """
+    device = _device(config)
+    seed_everything(config.seed)  # the same seed gives the same initial weights and order
+    model = MnistNet(dropout=config.dropout)
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.gamma)
+    history = fit(
+        model,
+        train_loader,
+        test_loader,
+        epochs=config.epochs,
+        optimizer=optimizer,
+        loss_fn=F.nll_loss,  # MnistNet returns log-probabilities
+        scheduler=scheduler,
+        device=device,
+        eval_train=True,
+        checkpoint=checkpoint_path(config.name),
+        verbose=verbose,
+    )
+    return model, history

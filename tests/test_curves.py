@@ -1,0 +1,139 @@
+import math
+
+import pandas as pd
+import pytest
+
+from coursekit.curves import (
+    comparison_sentence,
+    overfitting_report,
+    overfitting_table,
+    summary_sentence,
+    train_measurement_sentence,
+    verdict_sentence,
+)
+from coursekit.train import History
+
+
+def history(test, train=None, eval_train=None) -> History:
+    """A History with val_loss = test and a train loss falling by default."""
+    train = train if train is not None else [1.0 / (e + 1) for e in range(len(test))]
+    rows = []
+    for i, (v, t) in enumerate(zip(test, train, strict=True)):
+        row = {"epoch": i + 1, "train_loss": t, "val_loss": v}
+        if eval_train is not None:
+            row["train_eval_loss"] = eval_train[i]
+        rows.append(row)
+    return History(rows)
+
+
+U_SHAPE = [0.50, 0.30, 0.20, 0.15, 0.18, 0.22, 0.27, 0.33]
+
+
+def test_clear_overfitting_is_found_at_the_right_epoch():
+    report = overfitting_report(history(U_SHAPE))
+    assert report["overfits"] is True
+    assert report["best_epoch"] == 4
+    assert report["min_test_loss"] == pytest.approx(0.15)
+    assert report["rise"] == pytest.approx(0.18)
+    assert report["rise_rel"] == pytest.approx(1.2)
+    assert report["epochs_after_min"] == 4
+    assert report["epochs_above_tol"] == 4
+    assert report["final_gap"] == pytest.approx(0.33 - 1 / 8)
+
+
+def test_monotone_decreasing_does_not_overfit():
+    report = overfitting_report(history([0.5, 0.3, 0.2, 0.15, 0.12, 0.1]))
+    assert report["overfits"] is False
+    assert report["best_epoch"] == 6
+    assert report["rise"] == 0 and report["epochs_after_min"] == 0
+    assert "dernière époque" in verdict_sentence("run", report)
+
+
+def test_rule_boundary_on_tolerance_and_duration():
+    base = [0.5, 0.3, 0.2]
+    # Exactly at the tolerance is not above it.
+    at_tol = overfitting_report(history(base + [0.21, 0.21]), rel_tol=0.05)
+    assert at_tol["epochs_above_tol"] == 0 and not at_tol["overfits"]
+    # Just above the tolerance for 2 epochs: overfits; for 1 epoch only: does not.
+    two = overfitting_report(history(base + [0.2101, 0.2101]), rel_tol=0.05)
+    assert two["epochs_above_tol"] == 2 and two["overfits"]
+    one = overfitting_report(history(base + [0.2, 0.2101]), rel_tol=0.05)
+    assert one["epochs_above_tol"] == 1 and not one["overfits"]
+    assert "trop peu" in verdict_sentence("run", one)
+    # The duration threshold is a parameter.
+    assert overfitting_report(history(base + [0.2, 0.2101]), min_rise_epochs=1)["overfits"]
+
+
+def test_a_dip_back_under_the_tolerance_resets_the_count():
+    report = overfitting_report(history([0.5, 0.2, 0.3, 0.3, 0.205, 0.3]))
+    assert report["epochs_above_tol"] == 1
+    assert not report["overfits"]
+
+
+def test_rise_while_train_loss_also_rises_is_not_overfitting():
+    train = [1.0, 0.5, 0.3, 0.4, 0.6, 0.8]
+    report = overfitting_report(history([0.5, 0.3, 0.2, 0.3, 0.4, 0.5], train=train))
+    assert report["epochs_above_tol"] == 3
+    assert report["train_still_falling"] is False and report["overfits"] is False
+    assert "instabilité" in verdict_sentence("run", report)
+
+
+def test_train_key_defaults_to_eval_mode_loss_when_recorded():
+    h = history(U_SHAPE, eval_train=[0.01] * len(U_SHAPE))
+    assert overfitting_report(h)["train_key"] == "train_eval_loss"
+    assert overfitting_report(h)["final_train_loss"] == 0.01
+    assert overfitting_report(h, train_key="train_loss")["final_train_loss"] == pytest.approx(1 / 8)
+
+
+def test_epoch_zero_row_is_ignored_and_dataframes_are_accepted():
+    h = history(U_SHAPE)
+    h.rows.insert(0, {"epoch": 0, "train_loss": 2.3, "val_loss": 0.01})
+    assert overfitting_report(h)["best_epoch"] == 4
+    assert overfitting_report(h.to_frame())["best_epoch"] == 4
+
+
+def test_bad_inputs_are_reported():
+    with pytest.raises(KeyError, match="val_acc"):
+        overfitting_report(history(U_SHAPE), test_key="val_acc")
+    with pytest.raises(ValueError, match="NaN"):
+        overfitting_report(history([0.5, math.nan]))
+    with pytest.raises(ValueError, match="rel_tol"):
+        overfitting_report(history(U_SHAPE), rel_tol=-0.1)
+
+
+def test_sentences_state_the_computed_numbers():
+    reports = {
+        "a": overfitting_report(history(U_SHAPE)),
+        "b": overfitting_report(history([0.5, 0.3, 0.1])),
+    }
+    text = verdict_sentence("a", reports["a"])
+    assert text.startswith("« a » : surapprentissage")
+    assert "époque 4" in text and "+120,0 %" in text
+    summary = comparison_sentence(reports)
+    assert "Plus faible loss de test : « b »" in summary
+    assert "surapprentissage selon la règle : « a »" in summary
+    gap_a, gap_b = reports["a"]["final_gap"], reports["b"]["final_gap"]
+    first, second = ("b", "a") if gap_b < gap_a else ("a", "b")
+    assert summary.index(f"« {first} » (") < summary.index(f"« {second} » (")
+
+
+def test_table_has_one_row_per_run():
+    table = overfitting_table({"a": history(U_SHAPE), "b": history([0.5, 0.3, 0.1])})
+    assert isinstance(table, pd.DataFrame)
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a", "overfits"] and not table.loc["b", "overfits"]
+
+
+def test_train_measurement_sentence_counts_epochs():
+    h = history([0.3, 0.2, 0.1], train=[0.4, 0.2, 0.1], eval_train=[0.2, 0.1, 0.2])
+    assert "dans 2 époque(s) sur 3" in train_measurement_sentence(h)
+
+
+def test_summary_sentence_gives_final_numbers():
+    h = history([0.3, 0.2], train=[0.4, 0.25], eval_train=[0.3, 0.1])
+    for row, acc in zip(h.rows, (0.9, 0.9912), strict=True):
+        row["val_acc"] = acc
+    text = summary_sentence("a", h)
+    assert "après 2 époque(s)" in text
+    assert "loss d'apprentissage 0,25" in text and "0,1 (re-mesurée" in text
+    assert "loss de test 0,2" in text and "précision de test 99,12 %" in text
