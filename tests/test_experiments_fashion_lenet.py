@@ -1,0 +1,147 @@
+import math
+from dataclasses import replace
+
+import optuna
+import pytest
+import torch
+
+from coursekit.experiments import fashion_lenet as fl
+from coursekit.experiments import fashion_tuning as ft
+from coursekit.experiments.fashion_lenet import FashionConfig
+from coursekit.models import count_parameters
+
+TINY = FashionConfig(epochs=2, subset=(300, 100), batch_size=32, device="cpu", label="tiny")
+
+
+@pytest.fixture(autouse=True)
+def smoke(monkeypatch, fixture_data):
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    monkeypatch.setenv("COURSEKIT_FIXTURES", str(fixture_data))
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "off")
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: thread synchronisation costs more than it saves
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_tiny_baseline_run_on_the_fixture_learns():
+    config = replace(TINY, epochs=3, subset=(600, 200), lr=0.05)
+    model, history = fl.run(config)
+    assert history["epoch"] == [1, 2, 3] and history.stopped_reason == "max epochs"
+    assert history["lr"] == [0.05] * 3
+    assert history["val_acc"][-1] > 0.5  # chance is 0.1
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert fl.evaluate_val(model, config)["acc"] == pytest.approx(history["val_acc"][-1])
+
+
+def test_variants_start_from_the_same_weights():
+    torch.manual_seed(0)
+    a = fl.make_model(TINY)
+    torch.manual_seed(0)
+    b = fl.make_model(replace(TINY, dropout=0.5, batchnorm="c1"))
+    assert torch.equal(a.c1.weight, b.c1.weight) and torch.equal(a.f5.weight, b.f5.weight)
+
+
+def test_early_stopping_config_wires_through():
+    config = replace(TINY, epochs=6, early_stopping=2, min_delta=10.0)  # nothing improves by 10
+    _, history = fl.run(config)
+    assert history.stopped_reason == "early stopping"
+    assert len(history) == 3  # epoch 1 sets the best, epochs 2 and 3 use up the patience
+
+
+def test_reduce_lr_on_plateau_config_wires_through():
+    config = replace(TINY, epochs=3, scheduler="plateau", plateau_patience=0, min_delta=10.0)
+    _, history = fl.run(config)
+    # epoch 1 sets the best; each later epoch without improvement divides the LR by 10
+    assert history["lr"] == pytest.approx([0.1, 0.1, 0.01])
+
+
+def test_l1_dropout_augment_and_adamw_config_runs():
+    config = replace(TINY, epochs=1, l1=1e-4, dropout=0.3, augment=True, optimizer="adamw",
+                     lr=1e-3, label_smoothing=0.1, width="wide", batchnorm="convs")
+    model, history = fl.run(config)
+    assert "train_penalty" in history.columns and history["train_penalty"][0] > 0
+    assert count_parameters(model) == 62_526
+
+
+SCHEDULER_CLASSES = [
+    ("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("plateau", "ReduceLROnPlateau"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), SCHEDULER_CLASSES)
+def test_schedulers_can_step_once_per_epoch(name, kind):
+    config = replace(TINY, epochs=4, scheduler=name)
+    opt = fl.make_optimizer(config, fl.make_model(config))
+    sched = fl.make_scheduler(config, opt)
+    assert type(sched).__name__ == kind
+    started_with = []
+    for _ in range(config.epochs):
+        started_with.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(1.0) if name == "plateau" else sched.step()
+    assert all(lr > 0 for lr in started_with) and started_with[0] <= config.lr
+
+
+def test_config_checks_names_and_holdout_split():
+    with pytest.raises(ValueError, match="scheduler"):
+        FashionConfig(scheduler="step")
+    assert FashionConfig(subset=[10, 5]).subset == (10, 5)
+    assert TINY.name == replace(TINY, device="cuda", label="tiny").name
+    assert TINY.name != replace(TINY, l1=1e-3).name
+    train, val, test = fl.load_data(subset=(300, 100), holdout=100)
+    assert (len(train), len(val), len(test)) == (200, 100, 100)
+    assert set(train.indices).isdisjoint(val.indices)
+    with pytest.raises(ValueError, match="holdout"):
+        fl.load_data(subset=(300, 100), holdout=300)
+
+
+def test_optuna_objective_runs_two_trials_into_a_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    base = replace(TINY, holdout=100, label="phase1")
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    ft.prepare_study(study, base, ["lr", "batchnorm"])
+    assert ft.tune(study, 2, recipe={"lr": 0.05, "batchnorm": "convs"}) == 2
+    again = optuna.load_study(study_name="s", storage=storage)  # as a restarted process sees it
+    trials = again.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].params == {"lr": 0.05, "batchnorm": "convs"}
+    assert all(0.0 <= t.value <= 1.0 for t in trials)
+    best = ft.config_of(again.best_trial)
+    assert best.holdout == 100 and best.subset == (300, 100) and best.lr == again.best_params["lr"]
+    assert ft.tune(again, 2) == 0  # the study already has its 2 trials
+    table = ft.trials_table(again)
+    assert list(table.index)[0] == again.best_trial.number and {"lr", "batchnorm"} <= set(table)
+    with pytest.raises(ValueError, match="already searches"):
+        ft.prepare_study(again, base, ["lr"])
+
+
+def test_a_bad_trial_is_pruned_by_the_median_pruner(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    ft.prepare_study(study, replace(TINY, batchnorm="c1"), ["lr"])
+    study.enqueue_trial({"lr": 0.05})
+    study.enqueue_trial({"lr": 1e-4})  # learns almost nothing: below the median from epoch 1
+    ft.tune(study, 2)
+    good, bad = study.get_trials()
+    assert good.state.name == "COMPLETE" and len(good.intermediate_values) == 2
+    assert bad.state.name == "PRUNED"
+    assert list(bad.intermediate_values) == [1]
+    assert bad.intermediate_values[1] < good.intermediate_values[1]
+
+
+def test_study_objective_needs_a_prepared_study():
+    study = optuna.create_study(direction="maximize")
+    study.optimize(ft.study_objective, n_trials=1, catch=(ValueError,))
+    assert study.trials[0].state.name == "FAIL"
+    assert math.isnan(study.trials[0].value or math.nan)
+
+
+@pytest.mark.parametrize("width", list(fl.WIDTHS))
+def test_every_width_fits_the_parameter_budget(width):
+    for batchnorm in ("none", "c1", "convs"):
+        model = fl.make_model(replace(TINY, width=width, batchnorm=batchnorm))
+        assert count_parameters(model) <= fl.MAX_PARAMS
