@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-if not hasattr(np, "bool"):
+# Look in the module dict: getattr on a removed alias raises a FutureWarning on numpy 1.x.
+if "bool" not in vars(np):
     np.bool = bool  # type: ignore[attr-defined]
-if not hasattr(np, "complex"):
+if "complex" not in vars(np):
     np.complex = complex  # type: ignore[attr-defined]
 
 import imgaug  # noqa: E402
