@@ -1,34 +1,39 @@
-"""Atomic checkpoint files: written to a temporary name, then renamed over the old one."""
+"""Everything a run writes to disk: the one atomic write, JSON files, checkpoints, RNG state.
+
+A file is written next to its final place, flushed to disk, then renamed over the old one:
+a crash or a SIGKILL at any moment leaves either the previous file or the new one, never
+a half-written file. torch and numpy are imported where they are used, so the `coursekit`
+command (run folders, status files) does not pay their import time.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
 import random
 import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import numpy as np
-import torch
+from coursekit import settings
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be used."""
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write `state` to `path` atomically and return the path.
-
-    The file is written next to its final place, flushed to disk, then renamed:
-    a crash or a SIGKILL at any moment leaves either the previous checkpoint or
-    the new one, never a half-written file.
-    """
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call write(f) on a temporary binary file, fsync it, rename it to `path`; return path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -38,8 +43,36 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def jsonable(value: Any) -> Any:
+    """Return `value` with numpy/torch scalars as numbers and NaN/inf as None (JSON-safe)."""
+    if hasattr(value, "item") and not isinstance(value, dict):  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def write_json(data: Mapping[str, Any], path: str | Path) -> Path:
+    """Write `data` as indented JSON to `path` atomically and return the path."""
+    text = json.dumps(jsonable(dict(data)), indent=2, sort_keys=True)
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write `state` (anything torch.save takes) to `path` atomically and return the path."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Return the state stored at `path`; a clear CheckpointError if it is unreadable."""
+    import torch
+
     path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -52,13 +85,46 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from exc
 
 
+def config_name(prefix: str, config: Any, ignore: tuple[str, ...] = ("device", "label")) -> str:
+    """Return '<prefix>_<hash>', a file-safe name unique to the config's fields.
+
+    The hash covers every field (epochs included: a schedule may depend on it) except
+    those in `ignore`, which do not change what is learned; a checkpoint is thus only ever
+    resumed or reloaded by the very same experiment.
+    """
+    fields = asdict(config) if is_dataclass(config) else dict(config)
+    kept = sorted((k, v) for k, v in fields.items() if k not in ignore)
+    digest = hashlib.sha1(repr(kept).encode()).hexdigest()[:8]
+    safe = "".join(c if c.isalnum() else "_" for c in prefix)
+    return f"{safe}_{digest}"
+
+
+def checkpoint_path(notebook: str, name: str) -> Path:
+    """Return where training `name` of `notebook` keeps its checkpoint.
+
+    In a batch run (`coursekit run`): `<run dir>/checkpoints/<name>.pt`, so a killed run
+    resumes. In JupyterLab: `<runs>/lab/<notebook>/<name>.pt` (`<runs>/smoke/...` in smoke
+    mode, so fixture runs never mix with real ones), so a dead kernel loses at most one
+    epoch and a finished training is loaded instead of run again.
+    """
+    run = settings.run_dir()
+    if run is not None:
+        return run / "checkpoints" / f"{name}.pt"
+    mode = "smoke" if settings.smoke_mode() else "lab"
+    return settings.runs_dir() / mode / notebook / f"{name}.pt"
+
+
 def rng_state() -> dict[str, Any]:
     """Return the python, numpy and torch RNG states as checkpoint-safe values."""
+    import numpy as np
+    import torch
+
     kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, python, gauss = random.getstate()
     state = {
-        "python": list(random.getstate()[1]),
-        "python_version": random.getstate()[0],
-        "python_gauss": random.getstate()[2],
+        "python": list(python),
+        "python_version": version,
+        "python_gauss": gauss,
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
@@ -69,6 +135,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore RNG states saved by `rng_state`."""
+    import numpy as np
+    import torch
+
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

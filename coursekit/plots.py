@@ -1,7 +1,11 @@
-"""Figures of training runs, saved under `figures/<notebook>/` for students' reports."""
+"""Every figure helper of the notebooks, and `save_figure` (`figures/<notebook>/`, for reports).
+
+Loss and accuracy curves, several runs overlaid, learning-rate steps, Optuna studies.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,12 +13,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from coursekit.analysis import lr_changes
 from coursekit.settings import figures_dir
+from coursekit.train import history_frame
 
-
-def _frame(run: Any):
-    """Return a DataFrame indexed by epoch from a History or a DataFrame."""
-    return run.to_frame() if hasattr(run, "to_frame") else run
+MAX_LEGEND = 12  # trials beyond which the per-epoch plot of a study drops its legend
 
 
 def plot_history(
@@ -28,7 +31,7 @@ def plot_history(
     keys: the columns to draw; by default every *_loss column on the first axis and
     every *_acc column on the second.
     """
-    df = _frame(history)
+    df = history_frame(history)
     if keys is None:
         keys = [c for c in df.columns if c.endswith(("_loss", "_acc"))]
     groups = [[k for k in keys if "loss" in k], [k for k in keys if "loss" not in k]]
@@ -63,7 +66,7 @@ def plot_runs(
         fig, ax = plt.subplots(figsize=(6.5, 4))
     fig = ax.figure
     for label, run in runs.items():
-        df = _frame(run)
+        df = history_frame(run)
         if key not in df.columns:
             raise KeyError(f"run {label!r} has no column {key!r}; it has {list(df.columns)}")
         ax.plot(df.index, df[key], marker="o", markersize=3, label=label)
@@ -84,3 +87,77 @@ def save_figure(fig: Any, notebook: str, name: str, dpi: int = 120) -> Path:
     path = figures_dir(notebook) / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def plot_lr_steps(
+    history: Any,
+    keys: Sequence[str] = ("train_loss", "val_loss"),
+    title: str | None = None,
+    ax: Any = None,
+):
+    """Return a Figure: the `keys` curves, the LR (log scale, right axis) and its steps.
+
+    Each LR change is a dashed vertical line at the first epoch run with the new
+    rate, labelled with that rate; a final early stop is marked too.
+    """
+    frame = history_frame(history, training_only=True)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = ax.figure
+    for key in keys:
+        ax.plot(frame.index, frame[key], marker="o", markersize=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    right = ax.twinx()
+    right.step(frame.index, frame["lr"], where="mid", color="gray", alpha=0.6, label="lr")
+    right.set_yscale("log")
+    right.set_ylabel("learning rate")
+    top = ax.get_ylim()[1]
+    for epoch, _old, new in lr_changes(frame):
+        ax.axvline(epoch - 0.5, color="tab:red", linestyle="--", alpha=0.7)
+        ax.annotate(
+            f"lr={new:.2g}", (epoch - 0.5, top), rotation=90, va="top", ha="right",
+            fontsize=8, color="tab:red",
+        )
+    if getattr(history, "stopped_reason", "") == "early stopping":
+        ax.axvline(frame.index[-1], color="black", linestyle=":", label="early stop")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)
+    ax.set_title(title or "loss and learning-rate steps")
+    fig.tight_layout()
+    return fig
+
+
+def study_figures(study: Any) -> dict[str, Any]:
+    """Return matplotlib Figures of the study: 'history', 'intermediate', 'importances'.
+
+    history: objective value of each trial and best so far; intermediate: the value each
+    trial reported per epoch (pruned trials stop early); importances: PED-ANOVA, only
+    when at least 2 trials are complete.
+    """
+    import optuna
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    from coursekit.tuning import complete_trials
+
+    vis = optuna.visualization.matplotlib
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        per_epoch = vis.plot_intermediate_values(study)
+        figures = {
+            "history": vis.plot_optimization_history(study).figure,
+            "intermediate": per_epoch.figure,
+        }
+        per_epoch.set_xlabel("epoch")
+        per_epoch.set_ylabel("reported value (e.g. val_acc)")
+        if len(study.get_trials(deepcopy=False)) > MAX_LEGEND and per_epoch.get_legend():
+            per_epoch.get_legend().remove()  # one entry per trial stops being readable
+        if len(complete_trials(study)) >= 2:
+            axes = vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+            figures["importances"] = axes.figure
+    for fig in figures.values():
+        fig.set_size_inches(7, 4.2)
+        fig.tight_layout()
+    return figures

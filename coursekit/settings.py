@@ -45,11 +45,20 @@ def runs_dir() -> Path:
     return Path(os.environ.get("COURSEKIT_RUNS", REPO_ROOT / "runs")).expanduser()
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """Return the training device: `prefer` or env COURSEKIT_DEVICE, else cuda > mps > cpu."""
+def run_dir() -> Path | None:
+    """Return the folder of the current batch run (env COURSEKIT_RUN_DIR), or None in Lab."""
+    value = os.environ.get("COURSEKIT_RUN_DIR")
+    return Path(value) if value else None
+
+
+def get_device(prefer: str | torch.device | None = "auto") -> torch.device:
+    """Return the training device: `prefer`, or for 'auto'/None env COURSEKIT_DEVICE, else
+    the best available one (cuda > mps > cpu)."""
     import torch
 
-    name = prefer or os.environ.get("COURSEKIT_DEVICE") or "auto"
+    if isinstance(prefer, torch.device):
+        return prefer
+    name = prefer if prefer not in (None, "auto") else os.environ.get("COURSEKIT_DEVICE", "auto")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

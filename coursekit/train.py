@@ -1,13 +1,17 @@
-"""A thin training loop: `fit` trains and validates per epoch, `evaluate` measures a model.
+"""The package's training loop: `fit` trains and validates per epoch, `evaluate` measures.
 
-Every notebook trains through `fit`, so the history it returns always has the same
-columns: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds (plus
-train_eval_* when asked, and train_penalty when an extra loss term is used).
+Each notebook first writes its own few-line loop, as its sheet asks (notebook 05,
+exercise 3); `fit` is that loop plus what variants need: validation, schedulers, early
+stopping, an extra loss term, a time budget and a checkpoint after every epoch. Its
+history always has the same columns: epoch, lr, train_loss, train_<metric>, val_loss,
+val_<metric>, seconds (plus train_eval_* when asked, train_penalty with an extra term).
+
+No host synchronisation happens inside an epoch: losses and metrics add up on the device
+and are read once per epoch (every `BAR_EVERY` batches for a progress bar).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,17 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from coursekit.metrics import DEFAULT_METRICS, Metric
 from coursekit.settings import get_device, progress_mode
 
-Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return the fraction of rows of `output` (B, C) whose argmax equals `target` (B,)."""
-    return (output.argmax(dim=1) == target).float().mean()
-
-
-DEFAULT_METRICS: dict[str, Metric] = {"acc": accuracy}
+BAR_EVERY = 20  # batches between two progress-bar refreshes (each one reads the GPU)
+FINAL_REASONS = ("early stopping", "time budget")
 
 
 @dataclass
@@ -66,11 +64,14 @@ class History:
         pick = min if mode == "min" else max
         return pick(rows, key=lambda r: r[key])
 
-    def plot(self, **kwargs):
-        """Return a matplotlib Figure of the loss (and accuracy) curves."""
-        from coursekit.plots import plot_history
 
-        return plot_history(self, **kwargs)
+def history_frame(run: Any, training_only: bool = False):
+    """Return an epoch-indexed DataFrame of a History (or of a DataFrame, unchanged).
+
+    training_only: drop the epoch-0 row measured before training (`eval_before`).
+    """
+    frame = run.to_frame() if hasattr(run, "to_frame") else run
+    return frame[frame.index >= 1] if training_only else frame
 
 
 class EarlyStopping:
@@ -79,6 +80,7 @@ class EarlyStopping:
     An epoch improves when value < best - min_delta (mode 'min'). After `patience`
     epochs in a row without improvement `step` returns True. With restore_best the
     weights of the best epoch are put back in the model when training stops.
+    Taught in notebook 05, exercise 4, where the rule is first written in a cell.
     """
 
     def __init__(
@@ -128,16 +130,37 @@ class EarlyStopping:
             setattr(self, k, v)
 
 
-def _batch_to(batch: Any, device: torch.device) -> Any:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock reading includes it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, list | tuple):
-        return type(batch)(_batch_to(b, device) for b in batch)
+        return type(batch)(_to(b, device) for b in batch)
     return batch
 
 
-def _num_samples(batch_target: Any) -> int:
-    return len(batch_target)
+class _Totals:
+    """Per-sample sums kept on the device; read once with `means()`."""
+
+    def __init__(self, names: Iterable[str], device: torch.device) -> None:
+        self.sums = {name: torch.zeros((), device=device) for name in names}
+        self.count = 0
+
+    def add(self, n: int, **values: torch.Tensor) -> None:
+        for name, value in values.items():
+            self.sums[name] += value.detach().float() * n
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        stacked = torch.stack(list(self.sums.values())).cpu() / max(self.count, 1)
+        return dict(zip(self.sums, stacked.tolist(), strict=True))
 
 
 @torch.no_grad()
@@ -158,61 +181,67 @@ def evaluate(
     metrics = DEFAULT_METRICS if metrics is None else metrics
     was_training = model.training
     model.eval()
-    totals = {"loss": 0.0, **{name: 0.0 for name in metrics}}
-    count = 0
+    totals = _Totals(["loss", *metrics], device)
     for x, y in loader:
-        x, y = _batch_to(x, device), _batch_to(y, device)
+        x, y = _to(x, device), _to(y, device)
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             out = model(x)
             loss = loss_fn(out, y)
-        n = _num_samples(y)
-        totals["loss"] += loss.item() * n
-        for name, fn in metrics.items():
-            totals[name] += fn(out, y).item() * n
-        count += n
+        totals.add(len(y), loss=loss, **{k: fn(out.float(), y) for k, fn in metrics.items()})
     model.train(was_training)
-    if count == 0:
+    if totals.count == 0:
         raise ValueError("evaluate() got an empty loader: there is nothing to measure")
-    return {k: v / count for k, v in totals.items()}
+    return totals.means()
 
 
-def _train_epoch(model, loader, optimizer, loss_fn, device, metrics, extra_loss, scaler, amp, bar):
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable = F.cross_entropy,
+    *,
+    device: torch.device,
+    metrics: Mapping[str, Metric] | None = None,
+    extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    bar: Any = None,
+) -> dict[str, float]:
+    """Return the per-sample means of one training epoch: loss, <metric>s (and penalty).
+
+    Measured while the weights move and dropout is on. Raises FloatingPointError if the
+    loss became NaN or infinite during the epoch (checked once, at its end).
+    """
+    metrics = DEFAULT_METRICS if metrics is None else metrics
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    names = ["loss", *metrics] + (["penalty"] if extra_loss is not None else [])
+    totals = _Totals(names, device)
     model.train()
-    totals = {"loss": 0.0, "penalty": 0.0, **{name: 0.0 for name in metrics}}
-    count = 0
-    for x, y in loader:
-        x, y = _batch_to(x, device), _batch_to(y, device)
+    for i, (x, y) in enumerate(loader, start=1):
+        x, y = _to(x, device), _to(y, device)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=amp):
+        with torch.autocast(device.type, enabled=scaler.is_enabled()):
             out = model(x)
             loss = loss_fn(out, y)
-        penalty = extra_loss(model) if extra_loss is not None else None
-        total = loss + penalty if penalty is not None else loss
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"training loss became {total.item()} (diverged); lower the learning rate "
-                "or check the inputs for NaN."
-            )
-        scaler.scale(total).backward()
+        extra = {} if extra_loss is None else {"penalty": extra_loss(model)}
+        scaler.scale(loss + extra.get("penalty", 0.0)).backward()
         scaler.step(optimizer)
         scaler.update()
-        n = _num_samples(y)
-        totals["loss"] += loss.item() * n
-        if penalty is not None:
-            totals["penalty"] += penalty.item() * n
         with torch.no_grad():
-            for name, fn in metrics.items():
-                totals[name] += fn(out.float(), y).item() * n
-        count += n
+            scores = {k: f(out.float(), y) for k, f in metrics.items()}
+            totals.add(len(y), loss=loss, **extra, **scores)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{totals['loss'] / count:.4f}", refresh=False)
-    if count == 0:
+            if i % BAR_EVERY == 0:
+                bar.set_postfix(loss=f"{totals.sums['loss'].item() / totals.count:.4f}")
+    if totals.count == 0:
         raise ValueError("the training loader yielded no batch (empty dataset or drop_last?)")
-    result = {k: v / count for k, v in totals.items()}
-    if extra_loss is None:
-        result.pop("penalty")
-    return result
+    means = totals.means()
+    if not all(math.isfinite(means[k]) for k in ("loss", "penalty") if k in means):
+        raise FloatingPointError(
+            f"training loss became {means['loss']} (diverged); lower the learning rate "
+            "or check the inputs for NaN."
+        )
+    return means
 
 
 def _progress_bar(total: int | None, desc: str):
@@ -225,13 +254,11 @@ def _progress_bar(total: int | None, desc: str):
 
 def _print_row(row: dict[str, float]) -> None:
     parts = [f"epoch {int(row['epoch']):3d}"]
-    for key, value in row.items():
-        if key != "epoch" and not math.isnan(value):
-            parts.append(f"{key} {value:.4g}")
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and not math.isnan(v)]
     print("  ".join(parts), flush=True)
 
 
-def _step_scheduler(scheduler, row: dict[str, float]) -> None:
+def _step_scheduler(scheduler: Any, row: dict[str, float]) -> None:
     if scheduler is None:
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -242,14 +269,53 @@ def _step_scheduler(scheduler, row: dict[str, float]) -> None:
         scheduler.step()
 
 
-def _restore_model(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise RuntimeError(
-            f"checkpoint {source} was written for a different model ({exc}). "
-            "Delete it or pass another checkpoint path to start afresh."
-        ) from exc
+@dataclass
+class _State:
+    """What a checkpoint holds besides the history: every object whose state moves."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    early_stopping: EarlyStopping | None
+    scaler: torch.amp.GradScaler
+
+    def save(self, path: Path, history: History, epoch: int) -> None:
+        optional = {"scheduler": self.scheduler, "early_stopping": self.early_stopping}
+        save_checkpoint(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                **{k: v.state_dict() if v is not None else None for k, v in optional.items()},
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_state(),
+                "history": history.rows,
+                "stopped_reason": history.stopped_reason,
+                "epoch": epoch,
+            },
+            path,
+        )
+
+    def load(self, path: Path) -> tuple[History, int]:
+        """Restore every state from `path`; return (history, last epoch done)."""
+        state = load_checkpoint(path)
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"checkpoint {path} was written for a different model ({exc}). "
+                "Delete it or pass another checkpoint path to start afresh."
+            ) from exc
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key in ("scheduler", "early_stopping"):
+            if getattr(self, key) is not None and state.get(key) is not None:
+                getattr(self, key).load_state_dict(state[key])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        return History(list(state["history"]), state["stopped_reason"]), int(state["epoch"])
+
+
+def _finished(history: History, last_epoch: int, epochs: int) -> bool:
+    return history.stopped_reason in FINAL_REASONS or last_epoch >= epochs
 
 
 def fit(
@@ -269,15 +335,15 @@ def fit(
     eval_train: bool = False,
     time_budget_s: float | None = None,
     checkpoint: str | Path | None = None,
+    restart: bool = False,
     amp: bool = False,
     callback: Callable[[dict[str, float]], None] | None = None,
     verbose: bool = True,
 ) -> History:
     """Train `model` for up to `epochs` epochs and return its History.
 
-    Each epoch trains on `train_loader` (mean loss over all its samples, measured
-    while the weights move and dropout is on), then measures `val_loader` in eval
-    mode. Options:
+    Each epoch trains on `train_loader` (see `train_epoch`), then measures `val_loader`
+    in eval mode. Options:
       eval_before: add an epoch-0 row measured before any training;
       eval_train: also re-measure the training set in eval mode (train_eval_*);
       extra_loss(model): a term added to the loss, e.g. an L1 penalty (column
@@ -285,121 +351,92 @@ def fit(
       scheduler: any torch LR scheduler, stepped once per epoch
         (ReduceLROnPlateau on val_loss);
       early_stopping: an EarlyStopping on a history column;
-      time_budget_s: do not start an epoch that would end past this wall-clock budget;
-      checkpoint: a file written atomically after every epoch; if it exists the run
-        resumes from it (model, optimizer, scheduler, RNG, history);
+      time_budget_s: do not start an epoch that would end past this budget of training
+        time (the sum of the epochs' seconds, so it holds across resumed runs);
+      checkpoint: a file written atomically after every epoch. If it exists the run
+        resumes from it (model, optimizer, scheduler, RNG, history); if that run had
+        finished, the model is loaded and nothing is trained. restart: ignore it;
       amp: float16 autocast with gradient scaling, on CUDA only;
       callback(row): called after each epoch (e.g. to report to an Optuna trial).
+    The `seconds` column is wall-clock time with the device synchronised.
     """
-    device = torch.device(device) if device is not None else get_device()
-    metrics = DEFAULT_METRICS if metrics is None else metrics
+    device = get_device(device)
     model.to(device)
-    amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    history = History()
-    start_epoch = 1
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    state = _State(model, optimizer, scheduler, early_stopping, scaler)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-
-    if checkpoint is not None and checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        _restore_model(model, state["model"], checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if early_stopping is not None and state.get("early_stopping") is not None:
-            early_stopping.load_state_dict(state["early_stopping"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        history = History(list(state["history"]), state["stopped_reason"])
-        start_epoch = int(state["epoch"]) + 1
-        if state["stopped_reason"] == "early stopping":
+    talk = verbose and progress_mode() != "off"
+    history, done = History(), 0
+    if checkpoint is not None and checkpoint.exists() and not restart:
+        history, done = state.load(checkpoint)
+        if _finished(history, done, epochs):
+            if talk:
+                print(f"already trained ({history.stopped_reason}, {done} epochs): loaded "
+                      f"{checkpoint}", flush=True)
             return history
-        if verbose and progress_mode() != "off":
-            print(f"resumed from {checkpoint} after epoch {state['epoch']}", flush=True)
-
-    def save(epoch: int) -> None:
-        if checkpoint is None:
-            return
-        save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "early_stopping": early_stopping.state_dict() if early_stopping else None,
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-                "history": history.rows,
-                "stopped_reason": history.stopped_reason,
-                "epoch": epoch,
-            },
-            checkpoint,
-        )
-
-    def lr() -> float:
-        return optimizer.param_groups[0]["lr"]
+        if talk:
+            print(f"resumed from {checkpoint} after epoch {done}", flush=True)
 
     def measure(prefix: str, loader: Iterable) -> dict[str, float]:
         values = evaluate(model, loader, loss_fn, device, metrics, amp)
         return {f"{prefix}_{k}": v for k, v in values.items()}
 
-    if eval_before and start_epoch == 1 and not history.rows:
-        row: dict[str, float] = {"epoch": 0, **measure("train", train_loader)}
-        if val_loader is not None:
-            row.update(measure("val", val_loader))
-        row.update({"lr": lr(), "seconds": 0.0})
-        history.rows.append(row)
+    if eval_before and not history.rows:
+        row = {"epoch": 0, **measure("train", train_loader)}
+        row.update(measure("val", val_loader) if val_loader is not None else {})
+        history.rows.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": 0.0})
 
-    started = time.perf_counter()
-    history.stopped_reason = "running"
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
-    for epoch in range(start_epoch, epochs + 1):
-        elapsed = time.perf_counter() - started
-        last = history.rows[-1]["seconds"] if history.rows else 0.0
-        if time_budget_s is not None and elapsed + last > time_budget_s:
+    for epoch in range(done + 1, epochs + 1):
+        if time_budget_s is not None and _over_budget(history, time_budget_s):
             history.stopped_reason = "time budget"
             break
+        synchronize(device)
         t0 = time.perf_counter()
-        row = {"epoch": epoch, "lr": lr()}
+        row: dict[str, float] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         bar = _progress_bar(n_batches, f"epoch {epoch}/{epochs}") if verbose else None
-        train_m = _train_epoch(
-            model, train_loader, optimizer, loss_fn, device, metrics, extra_loss, scaler, amp, bar
+        train_m = train_epoch(
+            model, train_loader, optimizer, loss_fn, device=device, metrics=metrics,
+            extra_loss=extra_loss, scaler=scaler, bar=bar,
         )
         if bar is not None:
             bar.close()
         row.update({f"train_{k}": v for k, v in train_m.items()})
-        if eval_train:
-            row.update(measure("train_eval", train_loader))
-        if val_loader is not None:
-            row.update(measure("val", val_loader))
+        row.update(measure("train_eval", train_loader) if eval_train else {})
+        row.update(measure("val", val_loader) if val_loader is not None else {})
+        synchronize(device)
         row["seconds"] = time.perf_counter() - t0
         history.rows.append(row)
         _step_scheduler(scheduler, row)
-        stop = False
-        if early_stopping is not None:
-            if early_stopping.monitor not in row:
-                raise KeyError(
-                    f"early stopping monitors {early_stopping.monitor!r}, which this run does "
-                    f"not record; recorded columns: {list(row)}"
-                )
-            stop = early_stopping.step(row[early_stopping.monitor], epoch, model)
-        if verbose and progress_mode() != "off":
+        stop = early_stopping is not None and _early_stop(early_stopping, row, model)
+        if talk:
             _print_row(row)
         if callback is not None:
             callback(row)
-        if stop:
-            history.stopped_reason = "early stopping"
-            if early_stopping.restore_best and early_stopping.best_state is not None:
-                model.load_state_dict(early_stopping.best_state)
-        if epoch == epochs and not stop:
-            history.stopped_reason = "max epochs"
-        save(epoch)
+        history.stopped_reason = (
+            "early stopping" if stop else "max epochs" if epoch == epochs else "running"
+        )
+        if checkpoint is not None:
+            state.save(checkpoint, history, epoch)
         if stop:
             break
-    if history.stopped_reason == "running":  # a resumed run that had nothing left to do
-        history.stopped_reason = "max epochs"
     return history
 
 
-def clone_model(model: nn.Module) -> nn.Module:
-    """Return a deep copy of `model` (same weights), e.g. to train variants from one start."""
-    return copy.deepcopy(model)
+def _over_budget(history: History, budget_s: float) -> bool:
+    """Return True if one more epoch, as long as the last one, would end past the budget."""
+    seconds = history["seconds"]
+    return sum(seconds) + (seconds[-1] if seconds else 0.0) > budget_s
+
+
+def _early_stop(stopper: EarlyStopping, row: dict[str, float], model: nn.Module) -> bool:
+    """Step `stopper` on the row; on a stop, put the best weights back in the model."""
+    if stopper.monitor not in row:
+        raise KeyError(
+            f"early stopping monitors {stopper.monitor!r}, which this run does not record; "
+            f"recorded columns: {list(row)}"
+        )
+    stop = stopper.step(row[stopper.monitor], int(row["epoch"]), model)
+    if stop and stopper.restore_best and stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)
+    return stop

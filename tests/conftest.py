@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,40 @@ def tmp_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a fixture root holding MNIST, FashionMNIST and CIFAR-10 fixtures (read-only)."""
     return ensure_fixtures(tmp_path_factory.mktemp("fixture_data") / "root")
+
+
+@pytest.fixture
+def smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fixture_data: Path) -> Path:
+    """Smoke mode on the session's fixture root, outside any batch run, with checkpoints and
+    figures under tmp_path; returns tmp_path."""
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    monkeypatch.setenv("COURSEKIT_FIXTURES", str(fixture_data))
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COURSEKIT_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "off")
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def toy_study() -> Callable:
+    """Return make(n): an in-memory maximized study of n trials over x (float) and c (a/b),
+    each reporting 3 intermediate values; its objective depends mostly on x."""
+    import optuna
+
+    def make(n: int) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.RandomSampler(seed=0)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+
+        def objective(trial):
+            x = trial.suggest_float("x", 0, 1)
+            c = trial.suggest_categorical("c", ["a", "b"])
+            for epoch in range(1, 4):
+                trial.report(x * epoch, epoch)
+            return x + 0.01 * (c == "a")
+
+        study.optimize(objective, n_trials=n)
+        return study
+
+    return make

@@ -26,7 +26,8 @@ from coursekit.data import (
     targets,
     vision,
 )
-from coursekit.data.fixtures import MARKER, ensure_fixtures, write_mnist_fixture
+from coursekit.data.fixtures import ensure_fixtures, write_mnist_fixture
+from coursekit.data.formats import MARKER
 from coursekit.data.vision import md5sum
 
 REAL_MNIST_MD5 = dict(datasets.MNIST.resources)

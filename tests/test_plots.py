@@ -2,7 +2,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from coursekit.plots import plot_history, plot_runs, save_figure  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from coursekit.plots import (  # noqa: E402
+    plot_history,
+    plot_lr_steps,
+    plot_runs,
+    save_figure,
+    study_figures,
+)
 from coursekit.train import History  # noqa: E402
 
 
@@ -37,3 +45,32 @@ def test_epoch_axis_has_integer_ticks():
     for fig in (plot_history(short), plot_runs({"a": short})):
         ticks = fig.axes[0].get_xticks()
         assert all(float(t).is_integer() for t in ticks)
+
+
+def lr_history(val_loss, lr, stopped="max epochs"):
+    rows = [
+        {"epoch": i + 1, "lr": lr[i], "train_loss": v, "val_loss": v, "val_acc": 1 - v}
+        for i, v in enumerate(val_loss)
+    ]
+    return History(rows, stopped)
+
+
+def test_plot_lr_steps_draws_one_line_per_change(tmp_path):
+    h = lr_history([0.5, 0.4, 0.41, 0.3], lr=[0.1, 0.1, 0.01, 0.01], stopped="early stopping")
+    fig = plot_lr_steps(h)
+    ax = fig.axes[0]
+    vertical = [ln for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1]
+    assert len(vertical) == 2  # one LR step and the early stop
+    assert any("lr=0.01" in t.get_text() for t in ax.texts)
+    fig.savefig(tmp_path / "lr.png")
+    assert isinstance(h.to_frame(), pd.DataFrame)
+
+
+def test_study_figures_without_plotly(tmp_path, toy_study):
+    study = toy_study(20)
+    figures = study_figures(study)
+    assert set(figures) == {"history", "intermediate", "importances"}
+    assert figures["intermediate"].axes[0].get_legend() is None  # 20 trials: no legend
+    for name, fig in figures.items():
+        fig.savefig(tmp_path / f"{name}.png")
+    assert "importances" not in study_figures(toy_study(1))

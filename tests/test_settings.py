@@ -19,8 +19,19 @@ def test_data_root_from_env(monkeypatch, tmp_path):
 
 def test_device_choice(monkeypatch):
     assert settings.get_device("cpu") == torch.device("cpu")
+    assert settings.get_device(torch.device("cpu")) == torch.device("cpu")
     monkeypatch.setenv("COURSEKIT_DEVICE", "cpu")
     assert settings.get_device() == torch.device("cpu")
+    assert settings.get_device("auto") == torch.device("cpu")
+    assert settings.get_device(None) == torch.device("cpu")
+
+
+def test_auto_device_honours_the_environment_even_when_cuda_exists(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("COURSEKIT_DEVICE", "cpu")
+    assert settings.get_device("auto") == torch.device("cpu")
+    monkeypatch.delenv("COURSEKIT_DEVICE")
+    assert settings.get_device("auto") == torch.device("cuda")
 
 
 def test_unavailable_cuda_is_a_clear_error(monkeypatch):

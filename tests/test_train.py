@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from coursekit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from coursekit.checkpoint import load_checkpoint
 from coursekit.data import load_splits
 from coursekit.models import LeNet5
 from coursekit.settings import seed_everything
@@ -86,29 +86,6 @@ def test_resume_after_interruption_matches_unbroken_run(tmp_path):
     assert load_checkpoint(ckpt)["epoch"] == 5
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "ckpt.pt"
-    save_checkpoint({"epoch": 1}, path)
-
-    def broken_save(obj, f):
-        f.write(b"half a checkpoint")
-        raise KeyboardInterrupt  # the job is killed in the middle of writing
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint({"epoch": 2}, path)
-    monkeypatch.undo()
-    assert load_checkpoint(path) == {"epoch": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
-
-
-def test_damaged_checkpoint_is_a_clear_error(tmp_path):
-    path = tmp_path / "ckpt.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="Delete it"):
-        load_checkpoint(path)
-
-
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     ckpt = tmp_path / "run.pt"
     blob_run(1, checkpoint=ckpt)
@@ -181,3 +158,77 @@ def test_diverging_loss_is_a_clear_error():
     with pytest.raises(FloatingPointError, match="learning rate"):
         fit(model, DataLoader(blobs(), batch_size=32), epochs=3, optimizer=opt,
             device="cpu", verbose=False)
+
+
+def bare_loop(epochs: int) -> list[dict[str, float]]:
+    """The loop a student writes (notebook 05, exercise 3), with fit's bookkeeping by hand."""
+    seed_everything(0)
+    model = mlp()
+    train = DataLoader(blobs(256, 0), batch_size=32, shuffle=True)
+    val = DataLoader(blobs(128, 1), batch_size=64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.8)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"]}
+        model.train()
+        loss_sum = correct = n = 0
+        for x, y in train:
+            opt.zero_grad()
+            out = model(x)
+            loss = nn.functional.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            correct += (out.argmax(1) == y).sum().item()
+            n += len(y)
+        row.update(train_loss=loss_sum / n, train_acc=correct / n)
+        model.eval()
+        with torch.no_grad():
+            outs = [(model(x), y) for x, y in val]
+        n = sum(len(y) for _, y in outs)
+        losses = [nn.functional.cross_entropy(o, y).item() * len(y) for o, y in outs]
+        row["val_loss"] = sum(losses) / n
+        row["val_acc"] = sum((o.argmax(1) == y).sum().item() for o, y in outs) / n
+        rows.append(row)
+        sched.step()
+    return rows
+
+
+def test_fit_history_equals_a_hand_written_loop():
+    _, history = blob_run(4)
+    expected = bare_loop(4)
+    for row, want in zip(history.rows, expected, strict=True):
+        assert set(want) <= set(row)
+        for key, value in want.items():
+            assert row[key] == pytest.approx(value, rel=1e-6, abs=1e-7), (row["epoch"], key)
+
+
+def test_finished_checkpoint_is_loaded_not_retrained(tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "run.pt"
+    model_a, first = blob_run(3, checkpoint=ckpt)
+    monkeypatch.setattr("coursekit.train.train_epoch", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
+    seed_everything(0)
+    model = mlp()
+    history = fit(model, DataLoader(blobs(256, 0), batch_size=32), epochs=3,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                  scheduler=None, device="cpu", checkpoint=ckpt)
+    assert "already trained" in capsys.readouterr().out
+    assert history.rows == first.rows and history.stopped_reason == "max epochs"
+    assert all(a.equal(b) for a, b in zip(model.parameters(), model_a.parameters(), strict=True))
+
+
+def test_restart_ignores_the_checkpoint(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    blob_run(2, checkpoint=ckpt)
+    _, history = blob_run(1, checkpoint=ckpt, restart=True)
+    assert len(history) == 1 and load_checkpoint(ckpt)["epoch"] == 1
+
+
+def test_time_budget_counts_training_time_across_resumes(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _, first = blob_run(2, checkpoint=ckpt)
+    budget = sum(first["seconds"]) + 0.5 * first["seconds"][-1]  # no room for a 3rd epoch
+    _, resumed = blob_run(10, checkpoint=ckpt, time_budget_s=budget)
+    assert resumed.stopped_reason == "time budget" and len(resumed) == 2

@@ -1,6 +1,7 @@
 """Write a notebook from a list of ("md"|"code"|"params", source) cells, without outputs.
 
-Used to author the workbook's notebooks: `python tools/nbmake.py` is not needed by users.
+Used to write the notebooks the batch-run tests execute (`tests/notebooks/make_notebooks.py`,
+and tests that build one on the fly). The workbook's own notebooks are edited in JupyterLab.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import nbformat
 def write_notebook(path: str | Path, cells: list[tuple[str, str]]) -> Path:
     """Write `cells` as a clean nbformat-4 notebook at `path` and return the path."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3", "language": "python"
+    }
     nb.metadata["language_info"] = {"name": "python"}
     for kind, source in cells:
         source = source.strip("\n")

@@ -1,12 +1,8 @@
 """Datasets for the notebooks: real torchvision loaders, offline fixtures, clear errors."""
 
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
-from coursekit.data.fixtures import (
-    ensure_fixtures,
-    is_fixture_root,
-    write_cifar10_fixture,
-    write_mnist_fixture,
-)
+from coursekit.data.fixtures import ensure_fixtures, write_cifar10_fixture, write_mnist_fixture
+from coursekit.data.formats import is_fixture_root
 from coursekit.data.tensor_loader import TensorLoader, to_uint8_tensors
 from coursekit.data.vision import (
     DATASETS,

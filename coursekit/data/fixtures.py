@@ -10,31 +10,26 @@ while a model still has something to learn.
 
 from __future__ import annotations
 
-import os
 import pickle
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from coursekit import settings
-
-MARKER = "COURSEKIT_FIXTURE"
-MNIST_NAMES = ("MNIST", "FashionMNIST")
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
+from coursekit.checkpoint import atomic_write
+from coursekit.data.formats import (
+    CIFAR_CLASSES,
+    CIFAR_FILES,
+    CIFAR_FOLDER,
+    IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC,
+    MARKER,
+    MNIST_FILES,
+    MNIST_NAMES,
+    is_fixture_root,
 )
-CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
-CIFAR_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
-IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 MARKER_TEXT = """\
 This folder holds SYNTHETIC fixture datasets written by coursekit (coursekit.data.fixtures).
@@ -174,16 +169,6 @@ def _colour_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Run write(tmp) then rename tmp to path, so an interrupted run leaves no half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _idx_bytes(array: np.ndarray, magic: int) -> bytes:
     """Return `array` (uint8) as an IDX file: big-endian magic, dims, then raw bytes."""
     header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
@@ -196,13 +181,8 @@ def write_marker(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     marker = root / MARKER
     if not marker.exists():
-        _atomic_write(marker, lambda tmp: tmp.write_text(MARKER_TEXT))
+        atomic_write(marker, lambda out: out.write(MARKER_TEXT.encode()))
     return marker
-
-
-def is_fixture_root(root: str | os.PathLike | None) -> bool:
-    """Return True if `root` holds coursekit's fixture marker (synthetic data)."""
-    return root is not None and (Path(root).expanduser() / MARKER).is_file()
 
 
 def write_mnist_fixture(
@@ -227,7 +207,7 @@ def write_mnist_fixture(
             f"{split}-labels-idx1-ubyte": _idx_bytes(labels, IDX_LABELS_MAGIC),
         }
         for filename, payload in files.items():
-            _atomic_write(raw / filename, lambda tmp, payload=payload: tmp.write_bytes(payload))
+            atomic_write(raw / filename, lambda out, payload=payload: out.write(payload))
     return raw
 
 
@@ -256,11 +236,7 @@ class _Py2Pickler(pickle._Pickler):
 def _write_py2_pickle(path: Path, obj: object) -> None:
     """Write `obj` to `path` as a protocol-2 pickle with Python 2 strings."""
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            _Py2Pickler(f, protocol=2).dump(obj)
-
-    _atomic_write(path, write)
+    atomic_write(path, lambda out: _Py2Pickler(out, protocol=2).dump(obj))
 
 
 def _cifar_batch(images: np.ndarray, labels: np.ndarray, batch_label: str, start: int) -> dict:

@@ -137,7 +137,7 @@ class TensorLoader:
         _check_images_labels(images, labels)
         _check_options(batch_size, crop_padding)
         channels = images.shape[1]
-        self.device = device if isinstance(device, torch.device) else get_device(device)
+        self.device = get_device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.long)
         self.mean, self.std = _check_mean_std(mean, std, channels, self.device)

@@ -29,13 +29,13 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision import datasets, transforms
 
 from coursekit import settings
+from coursekit.checkpoint import atomic_write
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
-from coursekit.data.fixtures import (
+from coursekit.data.formats import (
     CIFAR_FILES,
     CIFAR_FOLDER,
     IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC,
-    ensure_fixtures,
     is_fixture_root,
 )
 
@@ -98,14 +98,12 @@ def _unpack_gz(raw: Path, filename: str, md5: str, dataset: str) -> None:
     """Unpack raw/<filename>.gz into raw/<filename> after checking its md5."""
     source = raw / f"{filename}.gz"
     _verify_md5(source, md5, dataset)
-    target = raw / filename
-    tmp = raw / f".{filename}.{os.getpid()}.tmp"
-    try:  # through a temporary file so an interrupted unpack leaves no truncated IDX file
-        with gzip.open(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def unpack(out) -> None:  # atomic, so an interrupted unpack leaves no truncated IDX file
+        with gzip.open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+    atomic_write(raw / filename, unpack)
 
 
 def _mnist_split_files(train: bool) -> tuple[str, str]:
@@ -241,6 +239,9 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root).expanduser()
     if settings.smoke_mode():
+        # Smoke mode is the one place real loading asks for fixtures, and only when switched on.
+        from coursekit.data.fixtures import ensure_fixtures
+
         return ensure_fixtures()
     return settings.data_root()
 

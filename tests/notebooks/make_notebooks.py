@@ -1,10 +1,9 @@
-"""Write the test notebooks of this folder (run from the repository root after editing)."""
+"""Write the test notebooks of this folder: `python -m tests.notebooks.make_notebooks` from the
+repository root after editing."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from nbmake import write_notebook  # noqa: E402
+from tools.nbmake import write_notebook
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,8 +39,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from coursekit.checkpoint import checkpoint_path
 from coursekit.settings import seed_everything
-from coursekit.tracking import checkpoint_path, record_metrics
+from coursekit.tracking import record_metrics
 from coursekit.train import fit
 
 torch.set_num_threads(1)  # a tiny model gains nothing from threads; tests run side by side
@@ -60,7 +60,7 @@ scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
             """
 history = fit(
     model, train, val, epochs=epochs, optimizer=optimizer, scheduler=scheduler, device="cpu",
-    checkpoint=checkpoint_path("tiny"), callback=lambda row: time.sleep(pause),
+    checkpoint=checkpoint_path("tiny_train", "tiny"), callback=lambda row: time.sleep(pause),
 )
 """,
         ),

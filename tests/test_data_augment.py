@@ -1,6 +1,6 @@
 import numpy as np
 
-from coursekit.augment import iaa
+from coursekit.data.augment import iaa
 
 
 def test_imgaug_imports_and_augments_on_this_numpy():

@@ -17,17 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursekit.nbparams import check_parameters
-from coursekit.runs import check_label
+from coursekit.batch.errors import OarError
+from coursekit.batch.nbparams import check_parameters
+from coursekit.batch.runs import check_label
 from coursekit.settings import REPO_ROOT, runs_dir
 
 # OAR resubmits an idempotent job only if it ran longer than this (oar3 node_change_state).
 OAR_MIN_RUNTIME_S = 60
 RESUBMIT_EXIT_CODE = 99
-
-
-class OarError(ValueError):
-    """A job that cannot be written or submitted; the message says how to fix it."""
 
 
 @dataclass

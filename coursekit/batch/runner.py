@@ -1,6 +1,6 @@
 """`coursekit run`: execute a notebook headless with papermill, in a resumable run folder.
 
-The run folder (see coursekit.runs) receives the executed notebook, its figures
+The run folder (see coursekit.batch.runs) receives the executed notebook, its figures
 (COURSEKIT_FIGURES) and metrics.json (coursekit.tracking.record_metrics). The kernel
 sees COURSEKIT_RUN_DIR, so `checkpoint_path(name)` puts checkpoints there: a rerun of
 the same command after a kill reuses the folder and fit() resumes from them.
@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from coursekit.nbparams import check_parameters, resolved_parameters
-from coursekit.runs import (
-    RunError,
+from coursekit.batch.errors import RunError, RunInterrupted
+from coursekit.batch.nbparams import check_parameters, resolved_parameters
+from coursekit.batch.runs import (
     check_label,
     find_resumable,
     fingerprint,
@@ -33,14 +33,6 @@ from coursekit.settings import REPO_ROOT, runs_dir, smoke_mode
 
 # SIGUSR2 is the signal OAR sends before the walltime (`oarsub --checkpoint`).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
-
-
-class RunInterrupted(BaseException):
-    """The run received a stop signal; a BaseException so no `except Exception` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @contextmanager

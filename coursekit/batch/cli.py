@@ -8,8 +8,13 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from coursekit.nbparams import ParameterError
-from coursekit.runs import RunError
+from coursekit.batch.errors import (
+    OarError,
+    ParameterError,
+    RunError,
+    RunInterrupted,
+    SweepError,
+)
 
 EXAMPLES = """\
 examples:
@@ -17,8 +22,17 @@ examples:
   coursekit run --all --smoke
   coursekit runs
   coursekit oar notebooks/01_mnist_loss_curves.ipynb -p epochs 14 --walltime 1:00:00 --gpu --submit
-  coursekit sweep coursekit.sweep:demo_objective --study demo --storage demo.db --trials 20
+  coursekit sweep coursekit.batch.sweep:demo_objective --study demo --storage demo.db --trials 20
 """
+
+
+def _add_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="root folder of the runs (default: runs/ or COURSEKIT_RUNS)",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -35,12 +49,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--smoke", action="store_true", help="run on the tiny fixture datasets (COURSEKIT_SMOKE=1)"
     )
     p.add_argument("--label", help="end of the run folder's name (default: run, or smoke)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="root folder of the runs (default: runs/ or COURSEKIT_RUNS)",
-    )
+    _add_out(p)
 
 
 def _run_parser(sub) -> None:
@@ -67,12 +76,7 @@ def _runs_parser(sub) -> None:
     p.add_argument(
         "notebook", nargs="?", help="only the runs of this notebook (name without .ipynb)"
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="root folder of the runs (default: runs/ or COURSEKIT_RUNS)",
-    )
+    _add_out(p)
 
 
 def _oar_parser(sub) -> None:
@@ -155,7 +159,7 @@ def _parameters(pairs: list[list[str]]) -> dict[str, str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from coursekit.runner import run_all, run_notebook, workbook_notebooks
+    from coursekit.batch.runner import run_all, run_notebook, workbook_notebooks
 
     if args.all == (args.notebook is not None):
         raise RunError("give either a NOTEBOOK or --all")
@@ -181,7 +185,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from coursekit.runs import format_runs_table, list_runs
+    from coursekit.batch.runs import format_runs_table, list_runs
     from coursekit.settings import runs_dir
 
     root = args.out or runs_dir()
@@ -190,7 +194,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_oar(args: argparse.Namespace) -> int:
-    from coursekit.oar import JobSpec, submit, write_job_script
+    from coursekit.batch.oar import JobSpec, submit, write_job_script
 
     spec = JobSpec(
         notebook=args.notebook,
@@ -214,7 +218,7 @@ def _cmd_oar(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from coursekit.sweep import sweep
+    from coursekit.batch.sweep import sweep
 
     study = sweep(
         args.objective,
@@ -237,15 +241,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `coursekit` command with `argv`; return its exit status."""
-    from coursekit.oar import OarError
-    from coursekit.runner import RunInterrupted
-    from coursekit.sweep import SweepError
-
     args = build_parser().parse_args(argv)
     commands = {"run": _cmd_run, "runs": _cmd_runs, "oar": _cmd_oar, "sweep": _cmd_sweep}
+    from coursekit.tuning import StudyError  # optuna itself is imported only by `sweep`
+
     try:
         return commands[args.command](args)
-    except (ParameterError, RunError, OarError, SweepError, FileNotFoundError) as exc:
+    except (ParameterError, RunError, OarError, SweepError, StudyError, FileNotFoundError) as exc:
         print(f"coursekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except RunInterrupted as exc:

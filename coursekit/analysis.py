@@ -1,8 +1,9 @@
-"""Reading loss curves: where the test loss bottoms out, whether a run overfits, in numbers.
+"""Numbers read off training histories, and the French sentences that state them.
 
-The verdict follows one explicit rule (see `overfitting_report`), so a notebook's written
-analysis is computed from a run's history instead of typed by hand, and stays true
-whatever the run gives.
+Where the test loss bottoms out and whether a run overfits (one explicit rule, see
+`overfitting_report`), a comparison table of runs, the learning-rate changes of a run.
+A notebook's written analysis is computed from these instead of typed by hand, so it
+stays true whatever the run gives.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
+from coursekit.train import history_frame
+
 REL_TOL = 0.05
 MIN_RISE_EPOCHS = 2
 
 
 def _columns(history: Any) -> dict[str, list[float]]:
-    """Return {column: values over epochs >= 1} from a History or an epoch-indexed DataFrame."""
-    frame = history.to_frame() if hasattr(history, "to_frame") else history
-    frame = frame[frame.index >= 1]  # an epoch-0 row (eval_before) is not training
+    """Return {column: values over the training epochs} of a History or a DataFrame."""
+    frame = history_frame(history, training_only=True)
     return {"epoch": [int(e) for e in frame.index], **{c: list(frame[c]) for c in frame.columns}}
 
 
@@ -101,8 +105,6 @@ def overfitting_report(
 
 def overfitting_table(runs: Mapping[str, Any], **kwargs: Any):
     """Return a DataFrame (one row per run label) of `overfitting_report` for each run."""
-    import pandas as pd
-
     rows = {label: overfitting_report(h, **kwargs) for label, h in runs.items()}
     columns = [
         "overfits", "best_epoch", "min_test_loss", "final_test_loss", "rise", "rise_rel",
@@ -204,3 +206,109 @@ def summary_sentence(label: str, history: Any) -> str:
     if "val_acc" in cols:
         text += f", précision de test {100 * cols['val_acc'][-1]:.2f} %".replace(".", ",")
     return text + "."
+
+
+def run_summary(history: Any) -> dict[str, Any]:
+    """Return the headline numbers of one run.
+
+    Keys: epochs (run), stopped (why), best_epoch (lowest val_loss), best_val_loss,
+    final_val_loss, best_val_acc, final_val_acc, final_train_acc, acc_gap (final train
+    accuracy - final val accuracy, measured while training for the first, so with dropout
+    active), seconds (total).
+    """
+    df = history_frame(history, training_only=True)
+    if df.empty:
+        raise ValueError("the history has no training epoch")
+    last = df.iloc[-1]
+    return {
+        "epochs": int(df.index[-1]),
+        "stopped": getattr(history, "stopped_reason", ""),
+        "best_epoch": int(df["val_loss"].idxmin()),
+        "best_val_loss": float(df["val_loss"].min()),
+        "final_val_loss": float(last["val_loss"]),
+        "best_val_acc": float(df["val_acc"].max()),
+        "final_val_acc": float(last["val_acc"]),
+        "final_train_acc": float(last["train_acc"]),
+        "acc_gap": float(last["train_acc"] - last["val_acc"]),
+        "seconds": float(df["seconds"].sum()) if "seconds" in df else math.nan,
+    }
+
+
+def compare_runs(runs: Mapping[str, Any], reference: str | None = None) -> pd.DataFrame:
+    """Return one row of `run_summary` per run (label -> History), indexed by label.
+
+    reference: label of the run the others are compared with; adds the column
+    d_final_val_acc (final val accuracy minus the reference's).
+    """
+    table = pd.DataFrame({label: run_summary(h) for label, h in runs.items()}).T
+    numeric = [c for c in table.columns if c != "stopped"]
+    table[numeric] = table[numeric].apply(pd.to_numeric)
+    table[["epochs", "best_epoch"]] = table[["epochs", "best_epoch"]].astype(int)
+    if reference is not None:
+        if reference not in table.index:
+            raise KeyError(f"reference {reference!r} is not one of the runs {list(table.index)}")
+        table["d_final_val_acc"] = table["final_val_acc"] - table.loc[reference, "final_val_acc"]
+    table.index.name = "run"
+    return table
+
+
+def lr_changes(history: Any) -> list[tuple[int, float, float]]:
+    """Return [(epoch, old lr, new lr)] for each epoch that started with a different LR.
+
+    `lr` is recorded at the start of each epoch, so a scheduler step after epoch e shows
+    as a change at epoch e + 1.
+    """
+    df = history_frame(history, training_only=True)
+    lrs = list(df["lr"])
+    epochs = [int(e) for e in df.index]
+    return [
+        (epochs[i], lrs[i - 1], lrs[i])
+        for i in range(1, len(lrs))
+        if not math.isclose(lrs[i], lrs[i - 1], rel_tol=1e-9)
+    ]
+
+
+def reduced_lr_epochs(history: Any) -> list[int]:
+    """Return the epochs that started with a learning rate below the first epoch's.
+
+    `history`: a History, or any epoch-indexed DataFrame with an `lr` column (such as the
+    replay of `coursekit.lessons.fashion.replay_patience`).
+    """
+    df = history_frame(history, training_only=True)
+    first = float(df["lr"].iloc[0])
+    return [int(e) for e in df.index[df["lr"] < first * (1 - 1e-9)]]
+
+
+def reduced_lr_report(history: Any) -> dict[str, Any]:
+    """Return how a run used its reduced learning rates.
+
+    Keys: initial_lr, final_lr, n_changes, first_change_epoch (None if none),
+    epochs_at_reduced_lr (epochs that started below the initial LR), epochs,
+    best_epoch (lowest val_loss), best_after_reduction (that best epoch ran at a
+    reduced LR).
+    """
+    df = history_frame(history, training_only=True)
+    changes = lr_changes(history)
+    best_epoch = int(df["val_loss"].idxmin())
+    return {
+        "initial_lr": float(df["lr"].iloc[0]),
+        "final_lr": float(df["lr"].iloc[-1]),
+        "n_changes": len(changes),
+        "first_change_epoch": changes[0][0] if changes else None,
+        "epochs_at_reduced_lr": len(reduced_lr_epochs(df)),
+        "epochs": int(df.index[-1]),
+        "best_epoch": best_epoch,
+        "best_after_reduction": best_epoch in reduced_lr_epochs(df),
+    }
+
+
+def collapsed(history: Any, num_classes: int = 10, tol: float = 0.05) -> bool:
+    """Return True if the run ended predicting no better than chance.
+
+    That is: its last training loss is within `tol` (relative) of ln(num_classes), the
+    cross-entropy of a uniform guess, and its last val accuracy is at most 1.5 / num_classes
+    (what happens when a too large step kills every ReLU).
+    """
+    last = history_frame(history, training_only=True).iloc[-1]
+    uniform = math.log(num_classes)
+    return bool(last["train_loss"] >= (1 - tol) * uniform and last["val_acc"] <= 1.5 / num_classes)

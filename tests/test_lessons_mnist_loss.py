@@ -1,19 +1,11 @@
 import pytest
 
-from coursekit.experiments import mnist_loss
-from coursekit.experiments.mnist_loss import MnistLossConfig, make_loaders, run, split_sizes
+from coursekit.checkpoint import checkpoint_path
+from coursekit.lessons import mnist_loss
+from coursekit.lessons.mnist_loss import MnistLossConfig, make_loaders, run, split_sizes
 from coursekit.models import MnistNet
 
 FIXTURE_TRAIN, FIXTURE_TEST = 1000, 200  # sizes of the MNIST fixture's two splits
-
-
-@pytest.fixture
-def smoke(monkeypatch, tmp_path, fixture_data):
-    """Smoke mode on the session's fixture root; returns a scratch folder."""
-    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
-    monkeypatch.setenv("COURSEKIT_FIXTURES", str(fixture_data))
-    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
-    return tmp_path
 
 
 def test_swap_learns_on_the_small_split(smoke):
@@ -39,7 +31,7 @@ def test_two_epoch_swap_run_trains_on_the_small_split_and_loss_falls(smoke, monk
     monkeypatch.setattr(mnist_loss, "fit", spy)
     # Asking for up to 500 training samples gets the 200 of the small (test) split.
     config = MnistLossConfig(swap=True, dropout=False, epochs=2, subset=(500, 100), device="cpu")
-    model, history = run(config, verbose=False)
+    model, history = run(config, checkpoint=None, verbose=False)
     assert isinstance(model, MnistNet)
     assert seen["n_train"] == FIXTURE_TEST and seen["n_val"] == 100
     assert seen["eval_train"] is True and seen["checkpoint"] is None
@@ -50,8 +42,7 @@ def test_two_epoch_swap_run_trains_on_the_small_split_and_loss_falls(smoke, monk
     assert history["val_loss"][1] < history["val_loss"][0]
 
 
-def test_checkpoint_name_separates_experiments(smoke, monkeypatch):
-    monkeypatch.setenv("COURSEKIT_RUN_DIR", str(smoke / "run"))
+def test_checkpoint_name_separates_experiments(smoke):
     names = {
         MnistLossConfig(swap=s, dropout=d, subset=n).name
         for s in (False, True)
@@ -59,15 +50,39 @@ def test_checkpoint_name_separates_experiments(smoke, monkeypatch):
         for n in (None, 100)
     }
     assert len(names) == 8
-    assert MnistLossConfig(epochs=3).name == MnistLossConfig(epochs=14, device="cpu").name
+    assert MnistLossConfig(epochs=3).name != MnistLossConfig(epochs=14).name
+    assert MnistLossConfig(device="cpu").name == MnistLossConfig(device="cuda").name
     assert MnistLossConfig(swap=True, dropout=False).name.startswith("mnist_swap_nodropout_")
 
 
-def test_batch_run_resumes_from_its_checkpoint(smoke, monkeypatch):
-    monkeypatch.setenv("COURSEKIT_RUN_DIR", str(smoke / "run"))
+def test_lab_rerun_loads_the_finished_training_instead_of_training(smoke, monkeypatch, capsys):
     config = MnistLossConfig(swap=True, epochs=1, subset=64, device="cpu")
-    _, first = run(config, verbose=False)
-    assert (smoke / "run" / "checkpoints" / f"{config.name}.pt").is_file()
-    _, longer = run(MnistLossConfig(swap=True, epochs=2, subset=64, device="cpu"), verbose=False)
-    assert longer.rows[0] == first.rows[0]  # epoch 1 comes from the checkpoint
-    assert len(longer) == 2
+    path = checkpoint_path("01_mnist_loss_curves", config.name)
+    assert path == smoke / "runs" / "smoke" / "01_mnist_loss_curves" / f"{config.name}.pt"
+    first_model, first = run(config, checkpoint=path, verbose=False)
+    assert path.is_file()
+    calls = []
+    monkeypatch.setattr("coursekit.train.train_epoch", lambda *a, **k: calls.append(1))
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
+    model, again = run(config, checkpoint=path)
+    assert calls == []  # nothing was trained
+    assert "already trained" in capsys.readouterr().out
+    assert again.rows == first.rows
+    for a, b in zip(model.state_dict().values(), first_model.state_dict().values(), strict=True):
+        assert a.equal(b)
+
+
+def test_retrain_trains_again(smoke, monkeypatch):
+    config = MnistLossConfig(swap=True, epochs=1, subset=64, device="cpu")
+    path = checkpoint_path("01_mnist_loss_curves", config.name)
+    run(config, checkpoint=path, verbose=False)
+    calls = []
+    real = mnist_loss.fit
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["restart"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mnist_loss, "fit", spy)
+    _, history = run(config, checkpoint=path, retrain=True, verbose=False)
+    assert calls == [True] and len(history) == 1

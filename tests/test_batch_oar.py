@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from coursekit.cli import main
-from coursekit.nbparams import ParameterError
-from coursekit.oar import JobSpec, OarError, submit, walltime_seconds, write_job_script
+from coursekit.batch.cli import main
+from coursekit.batch.errors import OarError, ParameterError
+from coursekit.batch.oar import JobSpec, submit, walltime_seconds, write_job_script
 from coursekit.settings import REPO_ROOT
 
 TINY = Path(__file__).resolve().parent / "notebooks" / "tiny_train.ipynb"

@@ -9,8 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from coursekit.cli import main
-from coursekit.sweep import SweepError, _within_budget, open_study, storage_for, sweep
+from coursekit.batch.cli import main
+from coursekit.batch.sweep import sweep
+from coursekit.tuning import StudyError, _within_budget, open_study, storage_for
 
 # Each trial waits until two worker processes have started one, so the test proves the
 # trials were shared rather than all run by whichever worker started first.
@@ -58,10 +59,10 @@ def test_two_workers_share_the_trial_budget(tmp_path, objective_module, storage_
 
 def test_a_later_sweep_on_the_same_study_only_tops_it_up(tmp_path):
     storage = tmp_path / "demo.journal"
-    sweep("coursekit.sweep:demo_objective", study="demo", storage=storage, trials=3)
-    study = sweep("coursekit.sweep:demo_objective", study="demo", storage=storage, trials=5)
+    sweep("coursekit.batch.sweep:demo_objective", study="demo", storage=storage, trials=3)
+    study = sweep("coursekit.batch.sweep:demo_objective", study="demo", storage=storage, trials=5)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
-    again = sweep("coursekit.sweep:demo_objective", study="demo", storage=storage, trials=5)
+    again = sweep("coursekit.batch.sweep:demo_objective", study="demo", storage=storage, trials=5)
     assert len(again.trials) == 5
 
 
@@ -70,7 +71,7 @@ def test_a_trial_beyond_the_budget_is_pruned_without_running(tmp_path):
     for _ in range(3):
         study.ask()  # three trials taken by other workers
     calls = []
-    study.optimize(_within_budget(lambda t: calls.append(t.number) or 0.0, trials=3), n_trials=5)
+    study.optimize(_within_budget(lambda t: calls.append(t.number) or 0.0, budget=3), n_trials=5)
     late = study.trials[3:]  # one trial only: the guard also stops this worker
     assert calls == [] and [t.state for t in late] == [TrialState.PRUNED]
     assert late[0].user_attrs == {"over_budget": True}
@@ -85,18 +86,18 @@ def test_storage_kinds(tmp_path):
 
 def test_open_study_refuses_a_direction_change(tmp_path):
     open_study("s", tmp_path / "s.db", direction="maximize")
-    with pytest.raises(SweepError, match="was created to maximize"):
+    with pytest.raises(StudyError, match="was created to maximize"):
         open_study("s", tmp_path / "s.db", direction="minimize")
 
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["coursekit.sweep"], "is not MODULE:FUNCTION"),
+        (["coursekit.batch.sweep"], "is not MODULE:FUNCTION"),
         (["no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
-        (["coursekit.sweep:nothing"], "has no function 'nothing'"),
-        (["coursekit.sweep:demo_objective", "--trials", "0"], "must be at least 1"),
-        (["coursekit.sweep:demo_objective", "--pruner", "none"], None),
+        (["coursekit.batch.sweep:nothing"], "has no function 'nothing'"),
+        (["coursekit.batch.sweep:demo_objective", "--trials", "0"], "must be at least 1"),
+        (["coursekit.batch.sweep:demo_objective", "--pruner", "none"], None),
     ],
 )
 def test_cli_sweep(tmp_path, capsys, argv, expected):

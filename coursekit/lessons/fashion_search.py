@@ -1,10 +1,11 @@
 """Notebook 05, exercise 8: the Optuna search over `FashionConfig` fields, in two phases.
 
 `objective(trial, base, params)` lets Optuna draw the fields named in `params` (see
-SEARCH_SPACE) on top of `base`, trains with `fashion_lenet.run` and returns the validation
+SEARCH_SPACE) on top of `base`, trains with `fashion.run` and returns the validation
 accuracy, reporting it after each epoch so that a pruner can stop bad trials. A study
 prepared with `prepare_study` carries its own search definition, so any worker process
-can join it: `coursekit sweep coursekit.experiments.fashion_tuning:study_objective ...`.
+can join it: `coursekit sweep coursekit.lessons.fashion_search:study_objective ...`.
+Trials train without checkpoints: a killed trial is simply run again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
-from coursekit.experiments.fashion_lenet import (
+from coursekit.lessons.fashion import (
     OPTIMIZERS,
     SCHEDULERS,
     WIDTHS,
@@ -24,6 +25,7 @@ from coursekit.experiments.fashion_lenet import (
     run,
 )
 from coursekit.models import count_parameters
+from coursekit.tuning import pruning_callback, run_trials
 
 SEARCH_SPACE: dict[str, Callable[[Any], Any]] = {
     "lr": lambda t: t.suggest_float("lr", 1e-4, 0.3, log=True),
@@ -52,19 +54,6 @@ def suggest_config(trial: Any, base: FashionConfig, params: Sequence[str]) -> Fa
     return replace(base, **{p: SEARCH_SPACE[p](trial) for p in params})
 
 
-def pruning_callback(trial: Any, key: str = "val_acc") -> Callable[[dict[str, float]], None]:
-    """Return a fit callback that reports row[key] to the trial and raises TrialPruned."""
-    import optuna
-
-    def report(row: dict[str, float]) -> None:
-        trial.report(row[key], step=int(row["epoch"]))
-        trial.set_user_attr("epochs_run", int(row["epoch"]))
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {int(row['epoch'])}: {key}={row[key]:.4f}")
-
-    return report
-
-
 def objective(
     trial: Any, base: FashionConfig, params: Sequence[str], verbose: bool = False
 ) -> float:
@@ -76,7 +65,7 @@ def objective(
     config = replace(suggest_config(trial, base, params), label=f"trial{trial.number}")
     trial.set_user_attr("config", asdict(config))
     trial.set_user_attr("n_params", count_parameters(make_model(config)))
-    model, _ = run(config, callback=pruning_callback(trial), verbose=verbose)
+    model, _ = run(config, checkpoint=None, callback=pruning_callback(trial), verbose=verbose)
     return evaluate_val(model, config)["acc"]
 
 
@@ -89,7 +78,7 @@ def prepare_study(study: Any, base: FashionConfig, params: Sequence[str]) -> Any
     """Store `base` and the searched `params` in the study itself and return the study.
 
     Any worker process that opens the study (e.g. `coursekit sweep
-    coursekit.experiments.fashion_tuning:study_objective ...`) then searches the same space.
+    coursekit.lessons.fashion_search:study_objective ...`) then searches the same space.
     A study keeps the definition it was first given: a different one is a ValueError.
     """
     unknown = [p for p in params if p not in SEARCH_SPACE]
@@ -133,12 +122,6 @@ RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     PHASE2: {"weight_decay": 5e-4, "l1": 1e-7, "dropout": 0.1, "conv_dropout": 0.0,
              "label_smoothing": 0.1, "augment": True, "width": "wider"},
 }
-FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-
-
-def finished_trials(study: Any) -> int:
-    """Return how many trials of the study are complete, pruned or failed."""
-    return sum(t.state.name in FINISHED_STATES for t in study.get_trials(deepcopy=False))
 
 
 def tune(
@@ -147,31 +130,11 @@ def tune(
     objective: Callable[[Any], float] = study_objective,
     recipe: dict[str, Any] | None = None,
 ) -> int:
-    """Run trials until the study has `n_trials` finished ones; return how many ran here.
+    """Run trials until the study holds `n_trials`; return how many ran here.
 
-    A restarted notebook (or a second worker) thus completes the same study instead of
-    starting over. recipe: parameters tried first when the study is new. A diverging
-    trial (FloatingPointError) is recorded as failed and the search goes on.
+    recipe: parameters tried first when the study is new (see RECIPES). A restarted
+    notebook, or a second worker, completes the same study instead of starting over.
     """
-    missing = max(0, n_trials - finished_trials(study))
     if recipe is not None and not study.get_trials(deepcopy=False):
         study.enqueue_trial(recipe)
-    if missing:
-        study.optimize(objective, n_trials=missing, catch=(FloatingPointError,))
-    return missing
-
-
-def trials_table(study: Any) -> Any:
-    """Return a DataFrame of the study's trials: number, state, value, epochs, parameters.
-
-    Sorted by value (best first for a maximized study), unfinished trials last.
-    """
-    frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
-    keep = ["number", "state", "value"]
-    keep += [c for c in ("user_attrs_epochs_run", "user_attrs_n_params") if c in frame]
-    keep += [c for c in frame.columns if c.startswith("params_")]
-    frame = frame[keep].rename(
-        columns=lambda c: c.removeprefix("params_").removeprefix("user_attrs_")
-    )
-    ascending = study.direction.name == "MINIMIZE"
-    return frame.sort_values("value", ascending=ascending, na_position="last").set_index("number")
+    return run_trials(study, objective, n_trials)

@@ -16,9 +16,10 @@ import nbformat
 import psutil
 import pytest
 
+from coursekit.batch.errors import RunError
+from coursekit.batch.runner import run_notebook
+from coursekit.batch.runs import find_resumable, new_run_dir, write_status
 from coursekit.checkpoint import load_checkpoint
-from coursekit.runner import run_notebook
-from coursekit.runs import RunError, find_resumable, new_run_dir, write_status
 
 TINY = Path(__file__).resolve().parent / "notebooks" / "tiny_train.ipynb"
 EPOCHS = 8  # with 0.3 s per epoch, time to kill the run twice before it ends
@@ -74,8 +75,9 @@ class TinyRun:
     """`coursekit run tiny_train.ipynb` started as a subprocess, as a user or OAR would."""
 
     def __init__(self, out: Path, log: Path) -> None:
-        self.argv = [sys.executable, "-m", "coursekit.cli", "run", str(TINY), "-p", "pause", "0.3",
-                     "-p", "epochs", str(EPOCHS), "--out", str(out)]  # fmt: skip
+        self.argv = [sys.executable, "-m", "coursekit.batch.cli", "run", str(TINY),
+                     "-p", "pause", "0.3", "-p", "epochs", str(EPOCHS),
+                     "--out", str(out)]  # fmt: skip
         self.out, self.log = out, log
         self.procs: list[subprocess.Popen] = []
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coursekit.batch.errors import ParameterError
+
 _TYPES: dict[str, type] = {
     "int": int,
     "float": float,
@@ -25,10 +27,6 @@ _TYPES: dict[str, type] = {
     "tuple": tuple,
 }
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-class ParameterError(ValueError):
-    """A parameter name or value that the notebook's parameters cell does not accept."""
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,18 @@ here it is always shuffled, so CPU and GPU runs follow the same recipe.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from coursekit.checkpoint import config_name
 from coursekit.data import load_splits
 from coursekit.data.tensor_loader import TensorLoader
 from coursekit.models import MnistNet
 from coursekit.settings import get_device, seed_everything
-from coursekit.tracking import checkpoint_path
 from coursekit.train import History, fit
 
 MNIST_MEAN = (0.1307,)
@@ -51,17 +51,10 @@ class MnistLossConfig:
 
     @property
     def name(self) -> str:
-        """Return a file-safe run name, e.g. 'mnist_swap_nodropout_3f2a9c1b'.
-
-        The hash covers every field that changes the result except `epochs` (a longer
-        run resumes a shorter one) and `device`, so a checkpoint is never reused
-        for a different experiment.
-        """
-        fields = {k: v for k, v in asdict(self).items() if k not in {"epochs", "device"}}
-        digest = hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()[:8]
+        """Return a file-safe run name, e.g. 'mnist_swap_nodropout_3f2a9c1b'."""
         split = "swap" if self.swap else "orig"
         drop = "dropout" if self.dropout else "nodropout"
-        return f"mnist_{split}_{drop}_{digest}"
+        return config_name(f"mnist_{split}_{drop}", self)
 
 
 def make_loaders(
@@ -81,7 +74,7 @@ def loaders_for(
 ) -> tuple[TensorLoader, TensorLoader]:
     """Return (train loader, test loader) over two MNIST-format datasets with the recipe's
     batch sizes and normalization; see `make_loaders` for the batch shapes."""
-    device = device if device is not None else _device(config)
+    device = get_device(device or config.device)
     common = {"device": device, "mean": MNIST_MEAN, "std": MNIST_STD}
     train = TensorLoader.from_dataset(
         train_set, batch_size=config.batch_size, shuffle=True, **common
@@ -98,29 +91,39 @@ def split_sizes(config: MnistLossConfig) -> tuple[int, int]:
     return len(train_set), len(test_set)
 
 
-def _device(config: MnistLossConfig) -> torch.device:
-    return get_device(None if config.device == "auto" else config.device)
-
-
-def run(config: MnistLossConfig, verbose: bool = True) -> tuple[MnistNet, History]:
+def run(
+    config: MnistLossConfig,
+    *,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
+    verbose: bool = True,
+) -> tuple[MnistNet, History]:
     """Return (trained model, History) of one run on MNIST as the config asks.
 
     The history has train_loss, train_eval_loss, val_loss (the test split), their
-    accuracies, lr and seconds per epoch. In a batch run (`coursekit run`) each epoch
-    is checkpointed under the config's name, so a killed run resumes where it stopped.
+    accuracies, lr and seconds per epoch. checkpoint: written after every epoch (None:
+    none); an unfinished one is resumed, a finished one loaded instead of training
+    again (retrain: train from scratch anyway).
     """
-    train, test = make_loaders(config, _device(config))
-    return train_model(config, train, test, verbose=verbose)
+    train, test = make_loaders(config)
+    return train_model(config, train, test, checkpoint=checkpoint, retrain=retrain,
+                       verbose=verbose)
 
 
 def train_model(
-    config: MnistLossConfig, train_loader: Any, test_loader: Any, verbose: bool = True
+    config: MnistLossConfig,
+    train_loader: Any,
+    test_loader: Any,
+    *,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
+    verbose: bool = True,
 ) -> tuple[MnistNet, History]:
     """Return (model, History) after the recipe's training on the given loaders.
 
-    Loaders yield x (B, 1, 28, 28) normalized and y (B,); see `run` for the history.
+    Loaders yield x (B, 1, 28, 28) normalized and y (B,); see `run` for the rest.
     """
-    device = _device(config)
+    device = get_device(config.device)
     seed_everything(config.seed)  # the same seed gives the same initial weights and order
     model = MnistNet(dropout=config.dropout)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=config.lr)
@@ -135,7 +138,8 @@ def train_model(
         scheduler=scheduler,
         device=device,
         eval_train=True,
-        checkpoint=checkpoint_path(config.name),
+        checkpoint=checkpoint,
+        restart=retrain,
         verbose=verbose,
     )
     return model, history

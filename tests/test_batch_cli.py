@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from coursekit.cli import main
-from coursekit.nbparams import ParameterError, check_parameters, inspect_parameters
-from coursekit.runner import run_all
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from nbmake import write_notebook  # noqa: E402
+from coursekit.batch.cli import main
+from coursekit.batch.errors import ParameterError
+from coursekit.batch.nbparams import check_parameters, inspect_parameters
+from coursekit.batch.runner import run_all
+from tools.nbmake import write_notebook
 
 HERE = Path(__file__).resolve().parent
 TINY = HERE / "notebooks" / "tiny_train.ipynb"

@@ -1,8 +1,10 @@
-"""Regularization helpers of notebook 05: an L1 penalty, parameter and feature statistics."""
+"""Measuring a network: parameter counts and statistics, activations caught with hooks.
+
+Used wherever a notebook looks inside a model (notebook 05: the weights under L1, the
+features around BatchNorm; notebook 04: the layer table).
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -11,27 +13,9 @@ from torch import nn
 STAT_COLUMNS = ("min", "max", "mean", "std")
 
 
-def l1_penalty(model: nn.Module, coef: float, weights_only: bool = False) -> torch.Tensor:
-    """Return the scalar tensor coef * sum(|p|) over the model's trainable parameters.
-
-    weights_only: skip biases and normalization parameters (tensors with one dimension),
-    which L1 is usually not meant to push to zero.
-    """
-    params = [
-        p for p in model.parameters() if p.requires_grad and not (weights_only and p.dim() < 2)
-    ]
-    if not params:
-        raise ValueError("the model has no trainable parameter to penalize")
-    return coef * sum(p.abs().sum() for p in params)
-
-
-def l1_loss_term(coef: float, weights_only: bool = False) -> Callable[[nn.Module], torch.Tensor]:
-    """Return model -> l1_penalty(model, coef), the form fit(extra_loss=...) expects."""
-
-    def term(model: nn.Module) -> torch.Tensor:
-        return l1_penalty(model, coef, weights_only)
-
-    return term
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Return the number of (trainable) scalar parameters of `model`."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def tensor_stats(values: torch.Tensor, near_zero: float | None = None) -> dict[str, float]:

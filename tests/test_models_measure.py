@@ -5,13 +5,7 @@ import torch
 from torch import nn
 
 from coursekit.models import LeNet5
-from coursekit.regularization import (
-    capture_io,
-    feature_stats,
-    l1_loss_term,
-    l1_penalty,
-    parameter_stats,
-)
+from coursekit.models.measure import capture_io, feature_stats, parameter_stats
 
 
 def known_model() -> nn.Module:
@@ -20,31 +14,6 @@ def known_model() -> nn.Module:
         model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -0.5]]))
         model.bias.copy_(torch.tensor([-1.0, 0.25]))
     return model
-
-
-def test_l1_term_is_coef_times_sum_of_absolute_values():
-    model = known_model()
-    total = 1 + 2 + 0.5 + 0 + 3 + 0.5 + 1 + 0.25
-    assert l1_penalty(model, 0.001).item() == pytest.approx(0.001 * total)
-    assert l1_penalty(model, 0.001, weights_only=True).item() == pytest.approx(0.001 * 7)
-    assert l1_loss_term(0.01)(model).item() == pytest.approx(0.01 * total)
-
-
-def test_l1_term_on_lenet_and_its_gradient_is_coef_times_sign():
-    torch.manual_seed(0)
-    model = LeNet5()
-    expected = 0.001 * sum(p.abs().sum().item() for p in model.parameters())
-    penalty = l1_penalty(model, 0.001)
-    assert penalty.item() == pytest.approx(expected, rel=1e-5)
-    penalty.backward()
-    w = model.c1.weight
-    assert torch.allclose(w.grad, 0.001 * torch.sign(w.detach()))
-
-
-def test_l1_term_ignores_frozen_parameters():
-    model = known_model()
-    model.bias.requires_grad_(False)
-    assert l1_penalty(model, 1.0).item() == pytest.approx(7.0)
 
 
 def test_parameter_stats_of_a_known_model():

@@ -17,16 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coursekit.tracking import write_json
+from coursekit.batch.errors import RunError
+from coursekit.checkpoint import write_json
+from coursekit.tracking import METRICS_FILE
 
 STATUS_FILE = "status.json"
-METRICS_FILE = "metrics.json"
 STATES = ("running", "interrupted", "failed", "done")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*")
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or did not end well; the message says what to do."""
 
 
 def check_label(label: str) -> str:

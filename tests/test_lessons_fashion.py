@@ -4,21 +4,20 @@ from dataclasses import replace
 import optuna
 import pytest
 import torch
+from torch import nn
 
-from coursekit.experiments import fashion_lenet as fl
-from coursekit.experiments import fashion_tuning as ft
-from coursekit.experiments.fashion_lenet import FashionConfig
+from coursekit.analysis import reduced_lr_epochs
+from coursekit.lessons import fashion as fl
+from coursekit.lessons import fashion_search as ft
+from coursekit.lessons.fashion import FashionConfig
 from coursekit.models import count_parameters
+from coursekit.tuning import trials_table
 
 TINY = FashionConfig(epochs=2, subset=(300, 100), batch_size=32, device="cpu", label="tiny")
 
 
 @pytest.fixture(autouse=True)
-def smoke(monkeypatch, fixture_data):
-    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
-    monkeypatch.setenv("COURSEKIT_FIXTURES", str(fixture_data))
-    monkeypatch.setenv("COURSEKIT_PROGRESS", "off")
-    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+def tiny_threads(smoke):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: thread synchronisation costs more than it saves
@@ -28,7 +27,7 @@ def smoke(monkeypatch, fixture_data):
 
 def test_a_tiny_baseline_run_on_the_fixture_learns():
     config = replace(TINY, epochs=3, subset=(600, 200), lr=0.05)
-    model, history = fl.run(config)
+    model, history = fl.run(config, checkpoint=None)
     assert history["epoch"] == [1, 2, 3] and history.stopped_reason == "max epochs"
     assert history["lr"] == [0.05] * 3
     assert history["val_acc"][-1] > 0.5  # chance is 0.1
@@ -46,14 +45,14 @@ def test_variants_start_from_the_same_weights():
 
 def test_early_stopping_config_wires_through():
     config = replace(TINY, epochs=6, early_stopping=2, min_delta=10.0)  # nothing improves by 10
-    _, history = fl.run(config)
+    _, history = fl.run(config, checkpoint=None)
     assert history.stopped_reason == "early stopping"
     assert len(history) == 3  # epoch 1 sets the best, epochs 2 and 3 use up the patience
 
 
 def test_reduce_lr_on_plateau_config_wires_through():
     config = replace(TINY, epochs=3, scheduler="plateau", plateau_patience=0, min_delta=10.0)
-    _, history = fl.run(config)
+    _, history = fl.run(config, checkpoint=None)
     # epoch 1 sets the best; each later epoch without improvement divides the LR by 10
     assert history["lr"] == pytest.approx([0.1, 0.1, 0.01])
 
@@ -61,7 +60,7 @@ def test_reduce_lr_on_plateau_config_wires_through():
 def test_l1_dropout_augment_and_adamw_config_runs():
     config = replace(TINY, epochs=1, l1=1e-4, dropout=0.3, augment=True, optimizer="adamw",
                      lr=1e-3, label_smoothing=0.1, width="wide", batchnorm="convs")
-    model, history = fl.run(config)
+    model, history = fl.run(config, checkpoint=None)
     assert "train_penalty" in history.columns and history["train_penalty"][0] > 0
     assert count_parameters(model) == 62_526
 
@@ -112,7 +111,7 @@ def test_optuna_objective_runs_two_trials_into_a_sqlite_study(tmp_path):
     best = ft.config_of(again.best_trial)
     assert best.holdout == 100 and best.subset == (300, 100) and best.lr == again.best_params["lr"]
     assert ft.tune(again, 2) == 0  # the study already has its 2 trials
-    table = ft.trials_table(again)
+    table = trials_table(again)
     assert list(table.index)[0] == again.best_trial.number and {"lr", "batchnorm"} <= set(table)
     with pytest.raises(ValueError, match="already searches"):
         ft.prepare_study(again, base, ["lr"])
@@ -145,3 +144,60 @@ def test_every_width_fits_the_parameter_budget(width):
     for batchnorm in ("none", "c1", "convs"):
         model = fl.make_model(replace(TINY, width=width, batchnorm=batchnorm))
         assert count_parameters(model) <= fl.MAX_PARAMS
+
+
+# Improves for 3 epochs, then a plateau that never improves by min_delta again.
+PLATEAU = [1.0, 0.8, 0.7] + [0.699] * 20
+
+
+def test_scheduler_patience_below_stop_patience_minus_one_gives_epochs_at_lower_lr():
+    replay = fl.replay_patience(PLATEAU, stop_patience=5, scheduler_patience=2, lr=0.1, factor=0.1)
+    # best at epoch 3; epochs 4-6 are bad, the 3rd (> patience 2) reduces the LR after epoch 6
+    assert list(replay["lr"].loc[[6, 7]]) == [0.1, 0.1 * 0.1]
+    assert replay["stop"].iloc[-1] and replay.index[-1] == 3 + 5
+    assert len(reduced_lr_epochs(replay)) == 2  # epochs 7 and 8
+
+
+def test_equal_patiences_stop_before_the_lr_is_ever_reduced():
+    for scheduler_patience in (4, 5, 6):
+        replay = fl.replay_patience(PLATEAU, stop_patience=5, scheduler_patience=scheduler_patience)
+        assert replay.index[-1] == 8
+        assert len(reduced_lr_epochs(replay)) == 0
+
+
+def test_counters_follow_the_same_improvement_rule():
+    replay = fl.replay_patience([1.0, 0.998, 0.99, 0.97], stop_patience=9, scheduler_patience=9,
+                             min_delta=0.005)
+    # 0.998 and 0.99 do not beat 1.0 by 0.005 (0.99 does: 1.0 - 0.005 = 0.995 > 0.99)
+    assert list(replay["stopper_wait"]) == [0, 1, 0, 0]
+    assert list(replay["scheduler_bad_epochs"]) == [0, 1, 0, 0]
+
+
+def test_l1_term_ignores_frozen_parameters():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -0.5]]))
+    model.bias.requires_grad_(False)
+    assert fl.l1_penalty(model, 1.0).item() == pytest.approx(7.0)
+
+
+def test_l1_term_is_coef_times_sum_of_absolute_values():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -0.5]]))
+        model.bias.copy_(torch.tensor([-1.0, 0.25]))
+    total = 1 + 2 + 0.5 + 0 + 3 + 0.5 + 1 + 0.25
+    assert fl.l1_penalty(model, 0.001).item() == pytest.approx(0.001 * total)
+    assert fl.l1_penalty(model, 0.001, weights_only=True).item() == pytest.approx(0.001 * 7)
+    assert fl.l1_loss_term(0.01)(model).item() == pytest.approx(0.01 * total)
+
+
+def test_l1_term_on_lenet_and_its_gradient_is_coef_times_sign():
+    torch.manual_seed(0)
+    model = fl.LeNet5()
+    expected = 0.001 * sum(p.abs().sum().item() for p in model.parameters())
+    penalty = fl.l1_penalty(model, 0.001)
+    assert penalty.item() == pytest.approx(expected, rel=1e-5)
+    penalty.backward()
+    w = model.c1.weight
+    assert torch.allclose(w.grad, 0.001 * torch.sign(w.detach()))

@@ -1,4 +1,4 @@
-"""The one place coursekit imports imgaug.
+"""The one place coursekit imports imgaug (notebook 03).
 
 imgaug 0.4.0 (2020, the course's library) still refers to `np.bool` and `np.complex`,
 removed in numpy 1.24; we restore those two aliases before importing it.

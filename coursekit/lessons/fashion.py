@@ -1,8 +1,10 @@
 """Notebook 05: LeNet-5 on FashionMNIST, one `run(config)` per variant.
 
 A `FashionConfig` names everything a training depends on (data split, model switches,
-optimizer, scheduler, regularization, early stopping); `run(config)` trains it and
-returns (model, History). The Optuna search over these fields is in `fashion_tuning`.
+optimizer, scheduler, regularization, early stopping); `run(config, checkpoint=...)`
+trains it and returns (model, History). The notebook first writes the training loop,
+the stopping rule and the L1 term in its own cells (exercises 3-5); this module is what
+then serves the variants. The Optuna search over these fields is in `fashion_search`.
 
 Data: by default the sheet's split, i.e. FashionMNIST's training set against its test
 set used as validation. With `holdout=n` the last n training images become the validation
@@ -11,21 +13,21 @@ set and the test set stays untouched, which is what tuning needs (exercise 8).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from coursekit.checkpoint import config_name
 from coursekit.data import load_splits
 from coursekit.data.tensor_loader import TensorLoader
 from coursekit.models import LeNet5, count_parameters
-from coursekit.regularization import l1_loss_term
 from coursekit.settings import get_device, seed_everything
-from coursekit.tracking import checkpoint_path
 from coursekit.train import EarlyStopping, History, evaluate, fit
 
 FASHION_MEAN = (0.2860,)
@@ -100,21 +102,8 @@ class FashionConfig:
 
     @property
     def name(self) -> str:
-        """Return a file-safe run name, e.g. 'fashion_l2_3f2a9c1b', unique per experiment.
-
-        The hash covers every field but `device` and `label`, so a checkpoint is only ever
-        resumed by the very same experiment (epochs included: cosine and one-cycle
-        schedules depend on it).
-        """
-        fields = {k: v for k, v in asdict(self).items() if k not in {"device", "label"}}
-        digest = hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()[:8]
-        safe = "".join(c if c.isalnum() else "_" for c in self.label)
-        return f"fashion_{safe}_{digest}"
-
-
-def device_of(config: FashionConfig) -> torch.device:
-    """Return the torch device the config asks for ('auto': cuda > mps > cpu)."""
-    return get_device(None if config.device == "auto" else config.device)
+        """Return a file-safe run name, e.g. 'fashion_l2_3f2a9c1b', unique per experiment."""
+        return config_name(f"fashion_{self.label}", self)
 
 
 def load_data(
@@ -142,7 +131,7 @@ def make_loaders(
 
     Only the training loader shuffles and (with config.augment) flips and crops.
     """
-    device = device if device is not None else device_of(config)
+    device = get_device(device or config.device)
     train, val, test = load_data(config.subset, config.holdout)
     norm = {"device": device, "mean": FASHION_MEAN, "std": FASHION_STD}
     aug = {"hflip": True, "crop_padding": 2} if config.augment else {}
@@ -202,18 +191,45 @@ def make_stopper(config: FashionConfig) -> EarlyStopping | None:
     return EarlyStopping(patience=config.early_stopping, min_delta=config.min_delta)
 
 
+def l1_penalty(model: nn.Module, coef: float, weights_only: bool = False) -> torch.Tensor:
+    """Return the scalar tensor coef * sum(|p|) over the model's trainable parameters.
+
+    weights_only: skip biases and normalization parameters (tensors with one dimension),
+    which L1 is usually not meant to push to zero.
+    """
+    params = [
+        p for p in model.parameters() if p.requires_grad and not (weights_only and p.dim() < 2)
+    ]
+    if not params:
+        raise ValueError("the model has no trainable parameter to penalize")
+    return coef * sum(p.abs().sum() for p in params)
+
+
+def l1_loss_term(coef: float, weights_only: bool = False) -> Callable[[nn.Module], torch.Tensor]:
+    """Return model -> l1_penalty(model, coef), the form fit(extra_loss=...) expects."""
+
+    def term(model: nn.Module) -> torch.Tensor:
+        return l1_penalty(model, coef, weights_only)
+
+    return term
+
+
 def run(
     config: FashionConfig,
+    *,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
     callback: Callable[[dict[str, float]], None] | None = None,
     verbose: bool = True,
 ) -> tuple[LeNet5, History]:
     """Return (trained model, History) of one training; columns as `coursekit.train.fit`.
 
     The seed is set before the model is built, so variants of the same architecture
-    start from identical weights. In a batch run (`coursekit run`) every epoch is
-    checkpointed under `config.name` and a rerun resumes it.
+    start from identical weights. checkpoint: written after every epoch (None: none);
+    an unfinished one is resumed, a finished one loaded instead of training again
+    (retrain: train from scratch anyway).
     """
-    device = device_of(config)
+    device = get_device(config.device)
     seed_everything(config.seed)
     model = make_model(config)
     train, val, _ = make_loaders(config, device)
@@ -229,7 +245,8 @@ def run(
         early_stopping=make_stopper(config),
         extra_loss=l1_loss_term(config.l1) if config.l1 > 0 else None,
         device=device,
-        checkpoint=checkpoint_path(config.name),
+        checkpoint=checkpoint,
+        restart=retrain,
         callback=callback,
         verbose=verbose,
     )
@@ -246,3 +263,41 @@ def evaluate_val(model: nn.Module, config: FashionConfig) -> dict[str, float]:
     """Return {'loss', 'acc'} of `model` on the config's validation split (plain CE)."""
     _, val, _ = make_loaders(config, next(model.parameters()).device)
     return evaluate(model, val)
+
+
+def replay_patience(
+    val_losses: Sequence[float],
+    stop_patience: int,
+    scheduler_patience: int,
+    min_delta: float = 0.005,
+    lr: float = 0.1,
+    factor: float = 0.1,
+) -> pd.DataFrame:
+    """Return, per epoch, the LR used, the val loss, and both counters until training stops.
+
+    Columns: epoch (1-based), lr (at the start of the epoch), val_loss, stopper_wait,
+    scheduler_bad_epochs, stop (True on the last epoch if early stopping fired).
+    Both count an improvement the same way (by more than min_delta, absolute). The real
+    ReduceLROnPlateau and coursekit's EarlyStopping get the same losses, so the notebook
+    shows, independently of training noise, whether the reduced rate is ever used before
+    training stops (see `coursekit.analysis.reduced_lr_epochs`).
+    """
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=factor, patience=scheduler_patience,
+        threshold=min_delta, threshold_mode="abs",
+    )
+    stopper = EarlyStopping(patience=stop_patience, min_delta=min_delta, restore_best=False)
+    rows = []
+    for epoch, loss in enumerate(val_losses, start=1):
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "val_loss": float(loss)}
+        scheduler.step(loss)
+        stop = stopper.step(float(loss), epoch)
+        row.update(
+            stopper_wait=stopper.wait, scheduler_bad_epochs=scheduler.num_bad_epochs, stop=stop
+        )
+        rows.append(row)
+        if stop:
+            break
+    return pd.DataFrame(rows).set_index("epoch")

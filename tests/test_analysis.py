@@ -3,10 +3,15 @@ import math
 import pandas as pd
 import pytest
 
-from coursekit.curves import (
+from coursekit.analysis import (
+    collapsed,
+    compare_runs,
     comparison_sentence,
+    lr_changes,
     overfitting_report,
     overfitting_table,
+    reduced_lr_report,
+    run_summary,
     summary_sentence,
     train_measurement_sentence,
     verdict_sentence,
@@ -137,3 +142,47 @@ def test_summary_sentence_gives_final_numbers():
     assert "après 2 époque(s)" in text
     assert "loss d'apprentissage 0,25" in text and "0,1 (re-mesurée" in text
     assert "loss de test 0,2" in text and "précision de test 99,12 %" in text
+
+
+def lr_history(val_loss, lr=None, train_acc=0.9, stopped="max epochs"):
+    lr = lr or [0.1] * len(val_loss)
+    rows = [
+        {"epoch": i + 1, "lr": lr[i], "train_loss": v, "train_acc": train_acc,
+         "val_loss": v, "val_acc": 1 - v, "seconds": 1.0}
+        for i, v in enumerate(val_loss)
+    ]
+    return History([{"epoch": 0, "val_loss": 9.0, "val_acc": 0.0}] + rows, stopped)
+
+
+def test_run_summary_ignores_the_epoch_0_row():
+    s = run_summary(lr_history([0.5, 0.3, 0.4]))
+    assert s["epochs"] == 3 and s["best_epoch"] == 2 and s["best_val_loss"] == 0.3
+    assert s["final_val_acc"] == pytest.approx(0.6) and s["best_val_acc"] == pytest.approx(0.7)
+    assert s["acc_gap"] == pytest.approx(0.9 - 0.6) and s["seconds"] == 3.0
+
+
+def test_compare_runs_against_a_reference():
+    runs = {"base": lr_history([0.5, 0.4]), "l2": lr_history([0.5, 0.3, 0.2])}
+    table = compare_runs(runs, "base")
+    assert list(table.index) == ["base", "l2"]
+    assert table.loc["l2", "d_final_val_acc"] == pytest.approx(0.2)
+    assert table["epochs"].tolist() == [2, 3]
+    with pytest.raises(KeyError, match="reference"):
+        compare_runs({"a": lr_history([0.5])}, "b")
+
+
+def test_lr_changes_and_reduced_lr_report():
+    h = lr_history([0.5, 0.4, 0.41, 0.3, 0.35], lr=[0.1, 0.1, 0.1, 0.01, 0.001])
+    assert lr_changes(h) == [(4, 0.1, 0.01), (5, 0.01, 0.001)]
+    report = reduced_lr_report(h)
+    assert report["n_changes"] == 2 and report["first_change_epoch"] == 4
+    assert report["epochs_at_reduced_lr"] == 2
+    assert report["best_epoch"] == 4 and report["best_after_reduction"]
+    assert lr_changes(lr_history([0.5, 0.4])) == []
+
+
+def test_collapsed_detects_a_run_stuck_at_chance():
+    dead = History([{"epoch": e, "train_loss": 2.303, "val_acc": 0.1} for e in (1, 2)])
+    alive = History([{"epoch": 1, "train_loss": 0.5, "val_acc": 0.85}])
+    slow_start = History([{"epoch": 1, "train_loss": 2.25, "val_acc": 0.35}])
+    assert collapsed(dead) and not collapsed(alive) and not collapsed(slow_start)

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+import torch
+
+from coursekit import checkpoint as ck
+from coursekit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from coursekit.lessons.mnist_loss import MnistLossConfig
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"epoch": 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the job is killed in the middle of writing
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="Delete it"):
+        load_checkpoint(path)
+
+
+def test_write_json_is_atomic_and_jsonable(tmp_path, monkeypatch):
+    path = tmp_path / "status.json"
+    ck.write_json({"acc": torch.tensor(0.5), "nan": float("nan"), "steps": (1, 2)}, path)
+    assert json.loads(path.read_text()) == {"acc": 0.5, "nan": None, "steps": [1, 2]}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck.os, "fsync", broken)
+    with pytest.raises(OSError):
+        ck.write_json({"acc": 0.9}, path)
+    assert json.loads(path.read_text())["acc"] == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_checkpoint_path_in_a_batch_run_in_lab_and_in_smoke_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COURSEKIT_RUN_DIR", str(tmp_path / "run"))
+    assert ck.checkpoint_path("nb", "a") == tmp_path / "run" / "checkpoints" / "a.pt"
+    monkeypatch.delenv("COURSEKIT_RUN_DIR")
+    monkeypatch.setenv("COURSEKIT_SMOKE", "0")
+    assert ck.checkpoint_path("nb", "a") == tmp_path / "runs" / "lab" / "nb" / "a.pt"
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    assert ck.checkpoint_path("nb", "a") == tmp_path / "runs" / "smoke" / "nb" / "a.pt"
+
+
+def test_config_name_hashes_every_field_but_the_ignored_ones():
+    base = MnistLossConfig()
+    assert ck.config_name("x", base) == ck.config_name("x", MnistLossConfig(device="cpu"))
+    assert ck.config_name("x", base) != ck.config_name("x", MnistLossConfig(epochs=3))
+    assert ck.config_name("a b", {"k": 1}).startswith("a_b_")
