@@ -113,32 +113,65 @@ def overfitting_table(runs: Mapping[str, Any], **kwargs: Any):
     return pd.DataFrame.from_dict(rows, orient="index")[columns]
 
 
+NBSP = "\u00a0"  # French typography: no line break inside "12,5 %" or "60 000"
+
+
+def fr_num(x: float, digits: int = 4) -> str:
+    """Return `x` with `digits` significant digits and a French decimal comma ('0,0418')."""
+    return f"{x:.{digits}g}".replace(".", ",")
+
+
+def fr_fixed(x: float, decimals: int = 2, signed: bool = False) -> str:
+    """Return `x` with a fixed number of decimals and a French decimal comma ('2,30')."""
+    sign = "+" if signed else ""
+    return f"{x:{sign}.{decimals}f}".replace(".", ",")
+
+
+def fr_pct(x: float, decimals: int = 2, signed: bool = False) -> str:
+    """Return the fraction `x` as a French percentage, e.g. '18,00 %' or '+0,35 %'."""
+    sign = "+" if signed else ""
+    return f"{100 * x:{sign}.{decimals}f}".replace(".", ",") + f"{NBSP}%"
+
+
+def fr_int(n: int) -> str:
+    """Return the integer `n` with French thousands separators ('60 000')."""
+    return f"{int(n):,}".replace(",", NBSP)
+
+
 def _pct(x: float) -> str:
-    """Return x (a fraction) as a signed French percentage, e.g. '+12,3 %'."""
-    return f"{100 * x:+.1f} %".replace(".", ",")
+    """Return a signed percentage with one decimal, e.g. '+12,3 %'."""
+    return fr_pct(x, decimals=1, signed=True)
 
 
-def _num(x: float) -> str:
-    """Return a loss value with 4 significant digits and a French decimal comma."""
-    return f"{x:.4g}".replace(".", ",")
+def _of(word: str) -> str:
+    """Return "d'entraînement" or "de test": French elision before a vowel."""
+    return f"d'{word}" if word[:1].lower() in "aeéèêiîoôuy" else f"de {word}"
 
 
-def verdict_sentence(label: str, report: Mapping[str, Any]) -> str:
-    """Return one French sentence stating the computed verdict of `report` for run `label`."""
+def verdict_sentence(
+    label: str, report: Mapping[str, Any], train: str = "apprentissage", test: str = "test"
+) -> str:
+    """Return one French sentence stating the computed verdict of `report` for run `label`.
+
+    train, test: the words a notebook uses for the two sets ('entraînement', 'validation').
+    """
     r = report
-    where = f"minimum de la loss de test ({_num(r['min_test_loss'])}) à l'époque {r['best_epoch']}"
+    where = (
+        f"minimum de la loss {_of(test)} ({fr_num(r['min_test_loss'])}) à l'époque "
+        f"{r['best_epoch']}"
+    )
     tol = _pct(r["rel_tol"]).lstrip("+")
     if r["overfits"]:
         return (
             f"« {label} » : surapprentissage. {where[0].upper()}{where[1:]}, puis remontée de "
-            f"{_num(r['rise'])} ({_pct(r['rise_rel'])}) jusqu'à l'époque finale, au-dessus de "
+            f"{fr_num(r['rise'])} ({_pct(r['rise_rel'])}) jusqu'à l'époque finale, au-dessus de "
             f"la tolérance de {tol} sur les {r['epochs_above_tol']} dernières époques, pendant "
-            f"que la loss d'apprentissage continue de baisser ({_num(r['train_at_best'])} → "
-            f"{_num(r['final_train_loss'])})."
+            f"que la loss {_of(train)} continue de baisser ({fr_num(r['train_at_best'])} → "
+            f"{fr_num(r['final_train_loss'])})."
         )
     if r["epochs_after_min"] == 0:
         last = r["best_epoch"]
-        reason = f"la loss de test est encore à son minimum à la dernière époque ({last})"
+        reason = f"la loss {_of(test)} est encore à son minimum à la dernière époque ({last})"
     elif r["epochs_above_tol"] == 0:
         reason = (
             f"{where}, et la loss finale ne le dépasse que de {_pct(r['rise_rel'])}, "
@@ -151,7 +184,7 @@ def verdict_sentence(label: str, report: Mapping[str, Any]) -> str:
         )
     else:
         reason = (
-            f"{where} et remontée de {_pct(r['rise_rel'])}, mais la loss d'apprentissage ne "
+            f"{where} et remontée de {_pct(r['rise_rel'])}, mais la loss {_of(train)} ne "
             "baisse plus : c'est une dégradation générale (instabilité), pas un apprentissage "
             "par cœur"
         )
@@ -165,11 +198,11 @@ def comparison_sentence(reports: Mapping[str, Mapping[str, Any]]) -> str:
         raise ValueError("no run to compare")
     lowest = min(reports, key=lambda k: reports[k]["min_test_loss"])
     by_gap = sorted(reports, key=lambda k: reports[k]["final_gap"])
-    ranking = ", ".join(f"« {k} » ({_num(reports[k]['final_gap'])})" for k in by_gap)
+    ranking = ", ".join(f"« {k} » ({fr_num(reports[k]['final_gap'])})" for k in by_gap)
     overfit = [k for k, r in reports.items() if r["overfits"]]
     which = ", ".join(f"« {k} »" for k in overfit) if overfit else "aucune"
     return (
-        f"Plus faible loss de test : « {lowest} » ({_num(reports[lowest]['min_test_loss'])}, "
+        f"Plus faible loss de test : « {lowest} » ({fr_num(reports[lowest]['min_test_loss'])}, "
         f"époque {reports[lowest]['best_epoch']}). Écart final test − apprentissage, du plus "
         f"petit au plus grand : {ranking}. Expérience(s) en surapprentissage selon la "
         f"règle : {which}."
@@ -189,7 +222,7 @@ def train_measurement_sentence(history: Any) -> str:
     return (
         f"La loss mesurée pendant l'époque est plus élevée que la loss re-mesurée en mode "
         f"évaluation à la fin de l'époque dans {higher} époque(s) sur {len(during)} ; en "
-        f"moyenne elle vaut {_num(ratio)} fois la loss re-mesurée."
+        f"moyenne elle vaut {fr_num(ratio)} fois la loss re-mesurée."
     )
 
 
@@ -198,13 +231,13 @@ def summary_sentence(label: str, history: Any) -> str:
     cols = _columns(history)
     text = (
         f"« {label} » après {cols['epoch'][-1]} époque(s) : loss d'apprentissage "
-        f"{_num(cols['train_loss'][-1])} (moyenne pendant l'époque)"
+        f"{fr_num(cols['train_loss'][-1])} (moyenne pendant l'époque)"
     )
     if "train_eval_loss" in cols:
-        text += f", {_num(cols['train_eval_loss'][-1])} (re-mesurée en mode évaluation)"
-    text += f", loss de test {_num(cols['val_loss'][-1])}"
+        text += f", {fr_num(cols['train_eval_loss'][-1])} (re-mesurée en mode évaluation)"
+    text += f", loss de test {fr_num(cols['val_loss'][-1])}"
     if "val_acc" in cols:
-        text += f", précision de test {100 * cols['val_acc'][-1]:.2f} %".replace(".", ",")
+        text += f", accuracy de test {fr_pct(cols['val_acc'][-1])}"
     return text + "."
 
 
@@ -212,14 +245,17 @@ def run_summary(history: Any) -> dict[str, Any]:
     """Return the headline numbers of one run.
 
     Keys: epochs (run), stopped (why), best_epoch (lowest val_loss), best_val_loss,
-    final_val_loss, best_val_acc, final_val_acc, final_train_acc, acc_gap (final train
-    accuracy - final val accuracy, measured while training for the first, so with dropout
-    active), seconds (total).
+    final_val_loss, best_val_acc, final_val_acc, final_train_acc (re-measured in eval mode
+    when the run recorded train_eval_acc, else the mean during the last epoch: see
+    train_acc_measured), acc_gap (final train accuracy - final val accuracy), seconds.
     """
     df = history_frame(history, training_only=True)
     if df.empty:
         raise ValueError("the history has no training epoch")
     last = df.iloc[-1]
+    # Measured in eval mode after the epoch when recorded: with dropout on, the accuracy
+    # measured during the epoch understates what the network knows of its training set.
+    train_acc = "train_eval_acc" if "train_eval_acc" in df else "train_acc"
     return {
         "epochs": int(df.index[-1]),
         "stopped": getattr(history, "stopped_reason", ""),
@@ -228,8 +264,9 @@ def run_summary(history: Any) -> dict[str, Any]:
         "final_val_loss": float(last["val_loss"]),
         "best_val_acc": float(df["val_acc"].max()),
         "final_val_acc": float(last["val_acc"]),
-        "final_train_acc": float(last["train_acc"]),
-        "acc_gap": float(last["train_acc"] - last["val_acc"]),
+        "final_train_acc": float(last[train_acc]),
+        "acc_gap": float(last[train_acc] - last["val_acc"]),
+        "train_acc_measured": "eval" if train_acc == "train_eval_acc" else "during epoch",
         "seconds": float(df["seconds"].sum()) if "seconds" in df else math.nan,
     }
 
@@ -241,7 +278,7 @@ def compare_runs(runs: Mapping[str, Any], reference: str | None = None) -> pd.Da
     d_final_val_acc (final val accuracy minus the reference's).
     """
     table = pd.DataFrame({label: run_summary(h) for label, h in runs.items()}).T
-    numeric = [c for c in table.columns if c != "stopped"]
+    numeric = [c for c in table.columns if c not in ("stopped", "train_acc_measured")]
     table[numeric] = table[numeric].apply(pd.to_numeric)
     table[["epochs", "best_epoch"]] = table[["epochs", "best_epoch"]].astype(int)
     if reference is not None:
@@ -312,3 +349,105 @@ def collapsed(history: Any, num_classes: int = 10, tol: float = 0.05) -> bool:
     last = history_frame(history, training_only=True).iloc[-1]
     uniform = math.log(num_classes)
     return bool(last["train_loss"] >= (1 - tol) * uniform and last["val_acc"] <= 1.5 / num_classes)
+
+
+def first_collapsed_epoch(history: Any, num_classes: int = 10, tol: float = 0.05) -> int | None:
+    """Return the first epoch after which the run stayed collapsed to the end, or None."""
+    df = history_frame(history, training_only=True)
+    dead = [collapsed(df.loc[[e]], num_classes, tol) for e in df.index]
+    if not dead or not dead[-1]:
+        return None
+    first = len(dead) - 1
+    while first > 0 and dead[first - 1]:
+        first -= 1
+    return int(df.index[first])
+
+
+def accuracy_band(acc: float, ref: float, n: int, z: float = 1.96) -> float:
+    """Return the half-width of the noise band of `acc - ref`, two accuracies on n images.
+
+    Each accuracy is a proportion over n images, with binomial standard error
+    sqrt(p (1 - p) / n); treating the two as independent gives a slightly wide (so
+    cautious) band for the difference: z * sqrt(se1^2 + se2^2), 95 % for z = 1.96.
+    """
+    if n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n}")
+    var = (acc * (1 - acc) + ref * (1 - ref)) / n
+    return z * math.sqrt(var)
+
+
+def compare_to_reference(acc: float, ref: float, n: int, z: float = 1.96) -> dict[str, Any]:
+    """Return {'delta', 'band', 'verdict'}: verdict 'mieux', 'moins bien' or 'indiscernable'.
+
+    'indiscernable' when |acc - ref| is within the noise band of `accuracy_band`: a
+    difference that sampling alone could produce is not reported as a gain or a loss.
+    """
+    delta, band = acc - ref, accuracy_band(acc, ref, n, z)
+    verdict = "mieux" if delta > band else "moins bien" if delta < -band else "indiscernable"
+    return {"delta": delta, "band": band, "verdict": verdict}
+
+
+def stability_report(history: Any, n_val: int) -> dict[str, Any]:
+    """Return how steadily a run trained: collapse, training-loss rises, final vs best accuracy.
+
+    Keys: collapsed, first_collapsed_epoch, loss_rises (epochs whose mean training loss is
+    above the previous epoch's), epochs, best_val_acc, final_val_acc, final_vs_best (the
+    `compare_to_reference` of final against best accuracy on n_val images), unstable
+    (collapsed, or final accuracy below the best beyond noise, or the training loss rose
+    in more than a quarter of the epochs).
+    """
+    df = history_frame(history, training_only=True)
+    losses = list(df["train_loss"])
+    rises = sum(b > a for a, b in zip(losses, losses[1:], strict=False))
+    best, final = float(df["val_acc"].max()), float(df["val_acc"].iloc[-1])
+    versus = compare_to_reference(final, best, n_val)
+    dead = first_collapsed_epoch(history)
+    return {
+        "collapsed": dead is not None,
+        "first_collapsed_epoch": dead,
+        "loss_rises": rises,
+        "epochs": len(losses),
+        "best_val_acc": best,
+        "final_val_acc": final,
+        "final_vs_best": versus,
+        "unstable": (
+            dead is not None or versus["verdict"] == "moins bien" or rises > len(losses) / 4
+        ),
+    }
+
+
+def curve_shape(values: list[float], epochs: list[int]) -> dict[str, Any]:
+    """Return the shape of a loss curve: first, last, min, where half the fall was done.
+
+    Keys: first, last, min, min_epoch, fall (first - last), half_fall_epoch (first epoch
+    whose value is at most first - fall / 2; None if the curve did not fall), last_step_rel
+    (relative change over the last epoch).
+    """
+    if not values:
+        raise ValueError("no value to describe")
+    first, last = values[0], values[-1]
+    fall = first - last
+    half = next((e for e, v in zip(epochs, values, strict=True) if v <= first - fall / 2), None)
+    i_min = min(range(len(values)), key=values.__getitem__)
+    step = (values[-1] - values[-2]) / values[-2] if len(values) > 1 and values[-2] else 0.0
+    return {
+        "first": first, "last": last, "min": values[i_min], "min_epoch": epochs[i_min],
+        "fall": fall, "half_fall_epoch": half if fall > 0 else None, "last_step_rel": step,
+    }
+
+
+def shape_sentence(history: Any, key: str, what: str) -> str:
+    """Return a French sentence describing the computed shape of column `key` ('what' names it)."""
+    cols = _columns(history)
+    shape = curve_shape(cols[key], cols["epoch"])
+    text = (
+        f"{what[0].upper()}{what[1:]} : {fr_num(shape['first'])} à l'époque {cols['epoch'][0]}, "
+        f"{fr_num(shape['last'])} à la dernière ({cols['epoch'][-1]}), minimum "
+        f"{fr_num(shape['min'])} à l'époque {shape['min_epoch']}"
+    )
+    if shape["half_fall_epoch"] is None:
+        return text + " ; elle n'a pas baissé entre la première et la dernière époque."
+    return (
+        f"{text} ; la moitié de la baisse est faite dès l'époque {shape['half_fall_epoch']}, "
+        f"et la dernière époque la change de {_pct(shape['last_step_rel'])}."
+    )

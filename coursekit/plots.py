@@ -11,13 +11,61 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, ScalarFormatter
 
-from coursekit.analysis import lr_changes
+from coursekit.analysis import fr_num, lr_changes
 from coursekit.settings import figures_dir
 from coursekit.train import history_frame
 
 MAX_LEGEND = 12  # trials beyond which the per-epoch plot of a study drops its legend
+# French names of history columns for axes and legends; a notebook passes its own words
+# (e.g. {"val_loss": "loss de test"} where the validation set is MNIST's test split).
+LABELS = {
+    "train_loss": "loss d'entraînement (pendant l'époque)",
+    "train_eval_loss": "loss d'entraînement (re-mesurée en évaluation)",
+    "val_loss": "loss de validation",
+    "train_acc": "accuracy d'entraînement (pendant l'époque)",
+    "train_eval_acc": "accuracy d'entraînement (re-mesurée en évaluation)",
+    "val_acc": "accuracy de validation",
+    "train_penalty": "pénalité",
+    "lr": "taux d'apprentissage",
+}
+
+
+def _label(key: str, labels: Mapping[str, str] | None) -> str:
+    return {**LABELS, **(labels or {})}.get(key, key)
+
+
+class _CommaFormatter(ScalarFormatter):
+    """Matplotlib's tick labels (enough decimals to tell ticks apart), with a decimal comma."""
+
+    def __init__(self) -> None:
+        super().__init__(useOffset=False)
+        self.set_scientific(False)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return super().__call__(x, pos).replace(".", ",").replace("\N{MINUS SIGN}", "-")
+
+
+def _french_axes(ax: Any, logy: bool = False) -> None:
+    """Integer epochs, decimal commas, and a log axis that stays readable on narrow ranges.
+
+    Call it after plotting, so that the data limits are known.
+    """
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
+    ax.set_xlabel("époque")
+    if not logy:
+        ax.yaxis.set_major_formatter(_CommaFormatter())
+        return
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if high / low < 10:
+        # Less than a decade: powers of ten would leave at most one labelled tick.
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.yaxis.set_major_formatter(_CommaFormatter())
+    else:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fr_num(v, 3)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_history(
@@ -25,11 +73,12 @@ def plot_history(
     keys: Sequence[str] | None = None,
     title: str | None = None,
     axes: Sequence[Any] | None = None,
+    labels: Mapping[str, str] | None = None,
 ):
     """Return a Figure with one axis for losses and, if recorded, one for accuracies.
 
     keys: the columns to draw; by default every *_loss column on the first axis and
-    every *_acc column on the second.
+    every *_acc column on the second. labels: French names replacing `LABELS`' ones.
     """
     df = history_frame(history)
     if keys is None:
@@ -42,9 +91,8 @@ def plot_history(
     fig = axes[0].figure
     for ax, group in zip(axes, groups, strict=False):
         for key in group:
-            ax.plot(df.index, df[key], marker="o", markersize=3, label=key)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
+            ax.plot(df.index, df[key], marker="o", markersize=3, label=_label(key, labels))
+        _french_axes(ax)
         ax.set_ylabel("loss" if "loss" in group[0] else "accuracy")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -60,6 +108,7 @@ def plot_runs(
     title: str | None = None,
     ax: Any = None,
     logy: bool = False,
+    labels: Mapping[str, str] | None = None,
 ):
     """Return a Figure overlaying column `key` of several runs (label -> History)."""
     if ax is None:
@@ -70,14 +119,11 @@ def plot_runs(
         if key not in df.columns:
             raise KeyError(f"run {label!r} has no column {key!r}; it has {list(df.columns)}")
         ax.plot(df.index, df[key], marker="o", markersize=3, label=label)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(key)
-    if logy:
-        ax.set_yscale("log")
+    _french_axes(ax, logy)
+    ax.set_ylabel(_label(key, labels) + (" (échelle log)" if logy else ""))
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(title or key)
+    ax.set_title(title or _label(key, labels))
     fig.tight_layout()
     return fig
 
@@ -94,38 +140,42 @@ def plot_lr_steps(
     keys: Sequence[str] = ("train_loss", "val_loss"),
     title: str | None = None,
     ax: Any = None,
+    labels: Mapping[str, str] | None = None,
 ):
     """Return a Figure: the `keys` curves, the LR (log scale, right axis) and its steps.
 
     Each LR change is a dashed vertical line at the first epoch run with the new
-    rate, labelled with that rate; a final early stop is marked too.
+    rate, labelled with that rate; a final early stop is marked too. The legend sits
+    below the axes, where it hides no curve.
     """
     frame = history_frame(history, training_only=True)
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
     fig = ax.figure
     for key in keys:
-        ax.plot(frame.index, frame[key], marker="o", markersize=3, label=key)
-    ax.set_xlabel("epoch")
+        ax.plot(frame.index, frame[key], marker="o", markersize=3, label=_label(key, labels))
+    _french_axes(ax)
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     right = ax.twinx()
-    right.step(frame.index, frame["lr"], where="mid", color="gray", alpha=0.6, label="lr")
+    lr_label = _label("lr", labels)
+    right.step(frame.index, frame["lr"], where="mid", color="gray", alpha=0.6, label=lr_label)
     right.set_yscale("log")
-    right.set_ylabel("learning rate")
+    right.set_ylabel(lr_label)
     top = ax.get_ylim()[1]
     for epoch, _old, new in lr_changes(frame):
         ax.axvline(epoch - 0.5, color="tab:red", linestyle="--", alpha=0.7)
         ax.annotate(
-            f"lr={new:.2g}", (epoch - 0.5, top), rotation=90, va="top", ha="right",
+            f"lr = {fr_num(new, 2)}", (epoch - 0.5, top), rotation=90, va="top", ha="right",
             fontsize=8, color="tab:red",
         )
     if getattr(history, "stopped_reason", "") == "early stopping":
-        ax.axvline(frame.index[-1], color="black", linestyle=":", label="early stop")
+        ax.axvline(frame.index[-1], color="black", linestyle=":", label="early stopping")
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)
-    ax.set_title(title or "loss and learning-rate steps")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper center", fontsize=8,
+              bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+    ax.set_title(title or "loss et paliers du taux d'apprentissage")
     fig.tight_layout()
     return fig
 

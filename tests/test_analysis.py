@@ -4,14 +4,22 @@ import pandas as pd
 import pytest
 
 from coursekit.analysis import (
+    accuracy_band,
     collapsed,
     compare_runs,
+    compare_to_reference,
     comparison_sentence,
+    curve_shape,
+    first_collapsed_epoch,
+    fr_int,
+    fr_num,
+    fr_pct,
     lr_changes,
     overfitting_report,
     overfitting_table,
     reduced_lr_report,
     run_summary,
+    stability_report,
     summary_sentence,
     train_measurement_sentence,
     verdict_sentence,
@@ -113,7 +121,9 @@ def test_sentences_state_the_computed_numbers():
     }
     text = verdict_sentence("a", reports["a"])
     assert text.startswith("« a » : surapprentissage")
-    assert "époque 4" in text and "+120,0 %" in text
+    assert "époque 4" in text and "+120,0\u00a0%" in text
+    words = verdict_sentence("a", reports["a"], train="entraînement", test="validation")
+    assert "loss de validation (0,15)" in words and "loss d'entraînement continue" in words
     summary = comparison_sentence(reports)
     assert "Plus faible loss de test : « b »" in summary
     assert "surapprentissage selon la règle : « a »" in summary
@@ -141,7 +151,8 @@ def test_summary_sentence_gives_final_numbers():
     text = summary_sentence("a", h)
     assert "après 2 époque(s)" in text
     assert "loss d'apprentissage 0,25" in text and "0,1 (re-mesurée" in text
-    assert "loss de test 0,2" in text and "précision de test 99,12 %" in text
+    assert "loss de test 0,2" in text and "accuracy de test 99,12\u00a0%" in text
+    assert "précision" not in text  # one word for accuracy in the workbook
 
 
 def lr_history(val_loss, lr=None, train_acc=0.9, stopped="max epochs"):
@@ -186,3 +197,53 @@ def test_collapsed_detects_a_run_stuck_at_chance():
     alive = History([{"epoch": 1, "train_loss": 0.5, "val_acc": 0.85}])
     slow_start = History([{"epoch": 1, "train_loss": 2.25, "val_acc": 0.35}])
     assert collapsed(dead) and not collapsed(alive) and not collapsed(slow_start)
+
+
+def test_french_numbers():
+    assert fr_num(0.041842) == "0,04184" and fr_num(2.0) == "2"
+    assert fr_pct(0.18) == "18,00\u00a0%" and fr_pct(0.0035, signed=True) == "+0,35\u00a0%"
+    assert fr_int(60000) == "60\u00a0000"
+
+
+def test_three_way_verdict_with_a_noise_band():
+    # a tie is never "worse": the smoke run that printed "moins bien" on +0.00 %
+    assert compare_to_reference(0.18, 0.18, n=100)["verdict"] == "indiscernable"
+    # 1 point on 100 images is noise (band about 10 points), on 100,000 images it is not
+    assert compare_to_reference(0.81, 0.80, n=100)["verdict"] == "indiscernable"
+    assert compare_to_reference(0.81, 0.80, n=100_000)["verdict"] == "mieux"
+    assert compare_to_reference(0.79, 0.80, n=100_000)["verdict"] == "moins bien"
+    band = accuracy_band(0.9, 0.9, n=10_000)
+    assert band == pytest.approx(1.96 * (2 * 0.09 / 10_000) ** 0.5)
+    result = compare_to_reference(0.9 + band * 1.01, 0.9, n=10_000)
+    assert result["verdict"] == "mieux" and result["delta"] > result["band"]
+    with pytest.raises(ValueError, match="positive"):
+        accuracy_band(0.5, 0.5, n=0)
+
+
+def test_train_accuracy_in_eval_mode_is_preferred_for_the_gap():
+    rows = [{"epoch": 1, "train_loss": 0.5, "train_acc": 0.70, "train_eval_acc": 0.95,
+             "val_loss": 0.4, "val_acc": 0.90, "lr": 0.1}]
+    summary = run_summary(History(rows))
+    assert summary["final_train_acc"] == 0.95 and summary["acc_gap"] == pytest.approx(0.05)
+    assert summary["train_acc_measured"] == "eval"
+    del rows[0]["train_eval_acc"]
+    assert run_summary(History(rows))["train_acc_measured"] == "during epoch"
+
+
+def test_first_collapsed_epoch_and_stability():
+    rows = [{"epoch": e, "train_loss": loss, "val_acc": acc, "val_loss": loss}
+            for e, loss, acc in ((1, 1.0, 0.6), (2, 2.3, 0.1), (3, 2.303, 0.1))]
+    h = History(rows)
+    assert first_collapsed_epoch(h) == 2
+    report = stability_report(h, n_val=1000)
+    assert report["collapsed"] and report["unstable"] and report["loss_rises"] == 2
+    steady = History([{"epoch": e, "train_loss": 1 / e, "val_acc": 0.5 + e / 100, "val_loss": 1 / e}
+                      for e in range(1, 6)])
+    assert first_collapsed_epoch(steady) is None and not stability_report(steady, 1000)["unstable"]
+
+
+def test_curve_shape():
+    shape = curve_shape([1.0, 0.4, 0.3, 0.25], [1, 2, 3, 4])
+    assert shape["half_fall_epoch"] == 2 and shape["min_epoch"] == 4
+    assert shape["last_step_rel"] == pytest.approx(-1 / 6)
+    assert curve_shape([0.5, 0.6], [1, 2])["half_fall_epoch"] is None

@@ -20,6 +20,17 @@ def test_swap_learns_on_the_small_split(smoke):
     assert x.shape == (64, 1, 28, 28) and y.shape == (64,)
 
 
+def test_an_int_subset_keeps_the_ratio_of_the_splits_so_the_swap_still_matters(smoke):
+    # fixture: 1000 training and 200 test images, a 5:1 ratio (MNIST's is 6:1)
+    assert split_sizes(MnistLossConfig(subset=500)) == (500, 100)
+    assert split_sizes(MnistLossConfig(subset=500, swap=True)) == (100, 500)
+    assert split_sizes(MnistLossConfig(subset=10_000)) == (FIXTURE_TRAIN, FIXTURE_TEST)
+    assert mnist_loss.subset_sizes(64, 60_000, 10_000) == (64, 11)
+    assert mnist_loss.subset_sizes(3, 60_000, 10_000) == (3, 1)
+    with pytest.raises(ValueError, match="positive"):
+        mnist_loss.subset_sizes(0, 60_000, 10_000)
+
+
 def test_two_epoch_swap_run_trains_on_the_small_split_and_loss_falls(smoke, monkeypatch):
     seen = {}
     real_fit = mnist_loss.fit

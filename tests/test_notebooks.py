@@ -1,5 +1,6 @@
 """Notebooks are committed clean: valid nbformat, no outputs, a papermill parameters cell."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -22,3 +23,36 @@ def test_notebook_is_clean(path):
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+# f-string fields that print a decimal point ({x:.2f}, {x:+.1%}, {x:.3g}) or an English
+# thousands separator ({n:,}); French prose uses coursekit.analysis.fr_* instead.
+ENGLISH_NUMBER = re.compile(r"\{[^{}]*?:[+ ]?(?:,|\d*\.\d+[fgeE%]|,\.\d+[f%])\}")
+DECIMAL_POINT = re.compile(r"(?<![\w.`/-])\d+\.\d+(?![\w.]*`)")
+
+
+def _prose(markdown: str) -> str:
+    """Return markdown without code spans and code blocks (where Python numbers belong)."""
+    markdown = re.sub(r"```.*?```", "", markdown, flags=re.S)
+    markdown = re.sub(r"^#.*$", "", markdown, flags=re.M)  # headings number sections: 3.4
+    return re.sub(r"`[^`]*`", "", markdown)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_numbers_are_printed_the_french_way(path):
+    nb = nbformat.read(path, as_version=4)
+    english = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            english += [f"cell {i}: {m}" for m in ENGLISH_NUMBER.findall(cell.source)]
+        else:
+            english += [f"cell {i}: {m}" for m in DECIMAL_POINT.findall(_prose(cell.source))]
+    assert not english, f"{path.name}: numbers with a decimal point: {english}"
+
+
+def test_the_french_check_catches_english_numbers():
+    assert ENGLISH_NUMBER.findall('print(f"{acc:.2%} {loss:+.4f} {n:,} {x:.3g}")') == [
+        "{acc:.2%}", "{loss:+.4f}", "{n:,}", "{x:.3g}",
+    ]
+    assert not ENGLISH_NUMBER.findall('print(f"{fr_pct(acc)} {label} {d[\'a\']}")')
+    assert DECIMAL_POINT.findall(_prose("une loss de 0.042 ; `lr=0.1` ; 0,042")) == ["0.042"]

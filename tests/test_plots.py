@@ -26,9 +26,23 @@ def history(scale: float) -> History:
 def test_plot_history_draws_losses_and_accuracy():
     fig = plot_history(history(1.0))
     loss_ax, acc_ax = fig.axes
-    assert [line.get_label() for line in loss_ax.lines] == ["train_loss", "val_loss"]
+    assert [line.get_label() for line in loss_ax.lines] == [
+        "loss d'entraînement (pendant l'époque)", "loss de validation",
+    ]
     assert list(loss_ax.lines[0].get_xdata()) == [1, 2, 3, 4]
-    assert [line.get_label() for line in acc_ax.lines] == ["val_acc"]
+    assert [line.get_label() for line in acc_ax.lines] == ["accuracy de validation"]
+    assert loss_ax.get_xlabel() == "époque"
+    renamed = plot_history(history(1.0), labels={"val_loss": "loss de test"})
+    assert renamed.axes[0].lines[1].get_label() == "loss de test"
+
+
+def test_narrow_log_axis_has_several_labelled_ticks_with_decimal_commas():
+    fig = plot_runs({"a": history(0.05)}, key="val_loss", logy=True)  # 0.11 to 0.15
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    labels = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert len([t for t in labels if t]) >= 2 and all("." not in t for t in labels)
 
 
 def test_plot_runs_overlays_and_saves(tmp_path, monkeypatch):
@@ -61,7 +75,9 @@ def test_plot_lr_steps_draws_one_line_per_change(tmp_path):
     ax = fig.axes[0]
     vertical = [ln for ln in ax.get_lines() if len(set(ln.get_xdata())) == 1]
     assert len(vertical) == 2  # one LR step and the early stop
-    assert any("lr=0.01" in t.get_text() for t in ax.texts)
+    assert any("lr = 0,01" in t.get_text() for t in ax.texts)
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().y1 < ax.get_window_extent().y0 + 1  # below the axes
     fig.savefig(tmp_path / "lr.png")
     assert isinstance(h.to_frame(), pd.DataFrame)
 

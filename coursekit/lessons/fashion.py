@@ -219,6 +219,7 @@ def run(
     *,
     checkpoint: str | Path | None,
     retrain: bool = False,
+    eval_train: bool = True,
     callback: Callable[[dict[str, float]], None] | None = None,
     verbose: bool = True,
 ) -> tuple[LeNet5, History]:
@@ -227,7 +228,9 @@ def run(
     The seed is set before the model is built, so variants of the same architecture
     start from identical weights. checkpoint: written after every epoch (None: none);
     an unfinished one is resumed, a finished one loaded instead of training again
-    (retrain: train from scratch anyway).
+    (retrain: train from scratch anyway). eval_train: also re-measure the training set in
+    eval mode after each epoch (train_eval_*), so that the train/validation gap of a
+    dropout model compares like with like.
     """
     device = get_device(config.device)
     seed_everything(config.seed)
@@ -247,6 +250,7 @@ def run(
         device=device,
         checkpoint=checkpoint,
         restart=retrain,
+        eval_train=eval_train,
         callback=callback,
         verbose=verbose,
     )
@@ -301,3 +305,17 @@ def replay_patience(
         if stop:
             break
     return pd.DataFrame(rows).set_index("epoch")
+
+
+def batchnorm_affine_gap(channels: pd.DataFrame, tol: float = 0.1) -> dict[str, float | bool]:
+    """Return how far BatchNorm's eval-mode output is from its learned (beta, |gamma|).
+
+    channels: `coursekit.models.measure.feature_stats`'s per-channel frame of a BatchNorm
+    layer in eval mode, plus columns 'gamma' and 'beta'. When the running statistics
+    describe the data, each channel leaves with mean beta and std |gamma|. Keys: gap_mean,
+    gap_std (mean absolute gaps over the channels), tol, matches (both gaps below tol).
+    """
+    gap_mean = float((channels["mean_after"] - channels["beta"]).abs().mean())
+    gap_std = float((channels["std_after"] - channels["gamma"].abs()).abs().mean())
+    return {"gap_mean": gap_mean, "gap_std": gap_std, "tol": tol,
+            "matches": max(gap_mean, gap_std) < tol}

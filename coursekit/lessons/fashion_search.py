@@ -65,7 +65,8 @@ def objective(
     config = replace(suggest_config(trial, base, params), label=f"trial{trial.number}")
     trial.set_user_attr("config", asdict(config))
     trial.set_user_attr("n_params", count_parameters(make_model(config)))
-    model, _ = run(config, checkpoint=None, callback=pruning_callback(trial), verbose=verbose)
+    model, _ = run(config, checkpoint=None, eval_train=False, callback=pruning_callback(trial),
+                   verbose=verbose)
     return evaluate_val(model, config)["acc"]
 
 
@@ -112,10 +113,11 @@ def study_objective(trial: Any) -> float:
     return objective(trial, FashionConfig(**attrs["base"]), attrs["params"])
 
 
-# Starting points from practice, tried first so that a short search already has a good
-# trial: SGD with a cosine schedule and BatchNorm after both convolutions (phase 1), then
-# light weight decay, label smoothing, flips and crops, and 24/48 filters (phase 2). Both
-# together, trained once for 50 epochs on 50,000 images, gave 92.1% test accuracy.
+# Starting points from common practice for small CNNs (not from any measurement on this
+# data), tried first so that a short search already has a sensible trial: SGD with a cosine
+# schedule and BatchNorm after both convolutions (phase 1), then light weight decay, label
+# smoothing, flips and crops, and the widest LeNet under the parameter budget (phase 2).
+# Each is scored on the holdout like any other trial; the test set plays no part.
 RECIPES: dict[tuple[str, ...], dict[str, Any]] = {
     PHASE1: {"lr": 0.05, "optimizer": "sgd", "batch_size": 128, "scheduler": "cosine",
              "batchnorm": "convs"},

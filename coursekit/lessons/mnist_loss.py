@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from coursekit.checkpoint import config_name
-from coursekit.data import load_splits
+from coursekit.data import first_n, load_splits
 from coursekit.data.tensor_loader import TensorLoader
 from coursekit.models import MnistNet
 from coursekit.settings import get_device, seed_everything
@@ -34,7 +34,9 @@ class MnistLossConfig:
 
     swap: learn on the 10k test set and evaluate on the 60k training set.
     dropout: keep MnistNet's two dropout layers (False replaces them by identities).
-    subset: keep the first N samples of each split (after the swap), or (n_train, n_test).
+    subset: N keeps the first N images of MNIST's training split and the same share of its
+      test split (N x 10,000 / 60,000), so the two keep their 6:1 ratio and the swap still
+      learns on the small one; (n_train, n_test) gives both sizes (after the swap) as is.
     device: 'auto' (cuda > mps > cpu, or env COURSEKIT_DEVICE), 'cpu', 'cuda', ...
     """
 
@@ -65,8 +67,27 @@ def make_loaders(
     Batches are x float32 (B, 1, 28, 28) normalized, y int64 (B,); the training loader
     is shuffled every epoch, the test loader is not.
     """
-    train_set, test_set = load_splits("MNIST", subset=config.subset, swap=config.swap)
+    train_set, test_set = load_data(config)
     return loaders_for(config, train_set, test_set, device)
+
+
+def subset_sizes(subset: int, n_train: int, n_test: int) -> tuple[int, int]:
+    """Return (train, test) sizes keeping the splits' ratio: the first `subset` training
+    images and round(subset x n_test / n_train) test images (at least 1, at most all)."""
+    if subset < 1:
+        raise ValueError(f"subset must be a positive number of images, got {subset}")
+    kept = min(subset, n_train)
+    return kept, max(1, min(n_test, round(kept * n_test / n_train)))
+
+
+def load_data(config: MnistLossConfig) -> tuple[Any, Any]:
+    """Return (learning set, evaluation set) of MNIST as the config asks (subset, then swap)."""
+    if not isinstance(config.subset, int) or isinstance(config.subset, bool):
+        return load_splits("MNIST", subset=config.subset, swap=config.swap)
+    train, test = load_splits("MNIST")
+    n_train, n_test = subset_sizes(config.subset, len(train), len(test))
+    train, test = first_n(train, n_train), first_n(test, n_test)
+    return (test, train) if config.swap else (train, test)
 
 
 def loaders_for(
@@ -87,7 +108,7 @@ def loaders_for(
 
 def split_sizes(config: MnistLossConfig) -> tuple[int, int]:
     """Return (number of training samples, number of test samples) the config trains on."""
-    train_set, test_set = load_splits("MNIST", subset=config.subset, swap=config.swap)
+    train_set, test_set = load_data(config)
     return len(train_set), len(test_set)
 
 

@@ -1,7 +1,8 @@
 """Measuring a network: parameter counts and statistics, activations caught with hooks.
 
 Used wherever a notebook looks inside a model (notebook 05: the weights under L1, the
-features around BatchNorm; notebook 04: the layer table).
+features around BatchNorm; notebook 04: parameter budgets). The layer-by-layer table and
+operation counts of notebook 04 are in `coursekit.models.layers`.
 """
 
 from __future__ import annotations
@@ -108,3 +109,6 @@ def feature_stats(
     )
     per_channel.index.name = "channel"
     return overall, per_channel
+
+
+# --- Layer table and operation counts (notebook 04) -------------------------------------------
