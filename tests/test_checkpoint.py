@@ -62,3 +62,12 @@ def test_config_name_hashes_every_field_but_the_ignored_ones():
     assert ck.config_name("x", base) == ck.config_name("x", MnistLossConfig(device="cpu"))
     assert ck.config_name("x", base) != ck.config_name("x", MnistLossConfig(epochs=3))
     assert ck.config_name("a b", {"k": 1}).startswith("a_b_")
+
+
+def test_atomic_files_get_the_mode_of_a_plain_open(tmp_path):
+    old = ck.os.umask(0o022)
+    try:
+        path = ck.write_json({"a": 1}, tmp_path / "shared.json")
+    finally:
+        ck.os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by the group, as open() would do

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torchvision import datasets
 
 from coursekit.data import fixtures
@@ -17,6 +18,7 @@ from coursekit.data.fixtures import (
     ensure_fixtures,
     is_fixture_root,
     write_cifar10_fixture,
+    write_cifar10_jpg_fixture,
     write_mnist_fixture,
 )
 from coursekit.models import LeNet5
@@ -77,6 +79,24 @@ def test_cifar_fixture_is_channel_first_rows(tmp_path: Path) -> None:
     with open(tmp_path / fixtures.CIFAR_FOLDER / "data_batch_1", "rb") as f:
         rows = pickle.load(f, encoding="latin1")["data"]
     assert np.array_equal(rows[0].reshape(3, 32, 32).transpose(1, 2, 0), data[0])
+
+
+def test_cifar_jpg_fixture_layout(tmp_path: Path) -> None:
+    folder = write_cifar10_jpg_fixture(tmp_path, n_train=20, n_test=10, seed=0)
+    assert folder == tmp_path / "cifar10-jpg" and is_fixture_root(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["test", "train"]
+    for split, per_class in (("train", 2), ("test", 1)):
+        classes = sorted(p.name for p in (folder / split).iterdir())
+        assert classes == sorted(fixtures.CIFAR_CLASSES)
+        names = sorted(p.name for p in (folder / split / "cat").iterdir())
+        assert names == [f"{i:04d}.jpg" for i in range(per_class)]
+    with Image.open(folder / "train" / "truck" / "0001.jpg") as image:
+        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (32, 32))
+
+
+def test_cifar_jpg_fixture_needs_one_image_per_class(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=">= 10"):
+        write_cifar10_jpg_fixture(tmp_path, n_train=100, n_test=9)
 
 
 def test_fixtures_are_deterministic_per_seed(tmp_path: Path) -> None:

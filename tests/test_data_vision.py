@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 from pathlib import Path
 from urllib.error import URLError
@@ -27,7 +28,7 @@ from coursekit.data import (
     vision,
 )
 from coursekit.data.fixtures import ensure_fixtures, write_mnist_fixture
-from coursekit.data.formats import MARKER
+from coursekit.data.formats import IDX_MD5, MARKER
 from coursekit.data.vision import md5sum
 
 REAL_MNIST_MD5 = dict(datasets.MNIST.resources)
@@ -254,6 +255,77 @@ def test_gz_with_right_md5_is_unpacked_offline(
     reference = datasets.MNIST(fixture_data, train=False)
     assert torch.equal(test.data, reference.data)
     assert torch.equal(test.targets, reference.targets)
+
+
+def gzip_split(source: Path, raw: Path, level: int, alter: bool = False) -> dict[str, str]:
+    """Gzip the FashionMNIST fixture test files into raw/ at `level` (first image byte
+    changed if `alter`); return {idx name: md5 of the original uncompressed content}."""
+    raw.mkdir(parents=True, exist_ok=True)
+    md5s = {}
+    for name in TEST_FILES:
+        data = (source / "FashionMNIST" / "raw" / name).read_bytes()
+        md5s[name] = hashlib.md5(data).hexdigest()
+        if alter and "images" in name:
+            data = data[:16] + bytes([data[16] ^ 0xFF]) + data[17:]
+        (raw / f"{name}.gz").write_bytes(gzip.compress(data, compresslevel=level, mtime=0))
+    return md5s
+
+
+@pytest.fixture
+def debian_like(fixture_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Pretend the level-9 gzip of the fixture is the original FashionMNIST test set (.gz and
+    IDX md5); return an empty raw folder to put copies in."""
+    originals = tmp_path / "originals"
+    idx_md5 = gzip_split(fixture_data, originals, level=9)
+    resources = [(f"{n}.gz", md5sum(originals / f"{n}.gz")) for n in TEST_FILES]
+    monkeypatch.setattr(vision.FashionMNIST, "resources", resources)
+    monkeypatch.setattr(vision.FashionMNIST, "idx_md5", idx_md5)
+    return tmp_path / "root" / "FashionMNIST" / "raw"
+
+
+def test_recompressed_gz_is_accepted_by_its_content(fixture_data: Path, debian_like: Path) -> None:
+    gzip_split(fixture_data, debian_like, level=1)  # same IDX bytes, other .gz bytes
+    original_gz = dict(vision.FashionMNIST.resources)["t10k-images-idx3-ubyte.gz"]
+    assert md5sum(debian_like / "t10k-images-idx3-ubyte.gz") != original_gz
+    test = load_dataset("FashionMNIST", train=False, root=debian_like.parents[1], download=False)
+    reference = datasets.FashionMNIST(fixture_data, train=False)
+    assert torch.equal(test.data, reference.data) and torch.equal(test.targets, reference.targets)
+
+
+def test_gz_with_altered_content_is_refused(fixture_data: Path, debian_like: Path) -> None:
+    gzip_split(fixture_data, debian_like, level=1, alter=True)
+    with pytest.raises(ChecksumError) as info:
+        load_dataset("FashionMNIST", train=False, root=debian_like.parents[1], download=False)
+    message = str(info.value)
+    assert "t10k-images-idx3-ubyte.gz" in message
+    assert vision.FashionMNIST.idx_md5["t10k-images-idx3-ubyte"] in message
+    assert "uncompressed content has md5" in message
+    assert not (debian_like / "t10k-images-idx3-ubyte").exists()  # nothing unpacked
+
+
+def test_gz_that_is_not_gzip_is_refused(fixture_data: Path, debian_like: Path) -> None:
+    gzip_split(fixture_data, debian_like, level=1)
+    (debian_like / "t10k-labels-idx1-ubyte.gz").write_bytes(b"plain bytes, not gzip")
+    with pytest.raises(ChecksumError, match="cannot be read .*BadGzipFile"):
+        load_dataset("FashionMNIST", train=False, root=debian_like.parents[1], download=False)
+    assert not (debian_like / "t10k-labels-idx1-ubyte").exists()
+
+
+def test_original_idx_md5_constants() -> None:
+    for name in ("MNIST", "FashionMNIST"):
+        assert set(IDX_MD5[name]) == set(MNIST_FILES)
+        assert all(len(v) == 32 and int(v, 16) >= 0 for v in IDX_MD5[name].values())
+    assert vision.MNIST.idx_md5 is IDX_MD5["MNIST"]
+    assert vision.FashionMNIST.idx_md5 is IDX_MD5["FashionMNIST"]
+
+
+def test_fashion_missing_message_names_the_debian_package(tmp_data: Path) -> None:
+    with pytest.raises(DatasetMissingError) as info:
+        load_dataset("FashionMNIST", download=False)
+    message = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "/usr/share/datasets/fashion-mnist/*.gz" in message
+    assert str(tmp_data / "data" / "FashionMNIST" / "raw") in message
 
 
 def test_folder_with_only_the_test_set_loads_the_test_split(

@@ -1,7 +1,13 @@
 """Datasets for the notebooks: real torchvision loaders, offline fixtures, clear errors."""
 
+from coursekit.data.cifar_jpg import CIFAR10Jpg
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
-from coursekit.data.fixtures import ensure_fixtures, write_cifar10_fixture, write_mnist_fixture
+from coursekit.data.fixtures import (
+    ensure_fixtures,
+    write_cifar10_fixture,
+    write_cifar10_jpg_fixture,
+    write_mnist_fixture,
+)
 from coursekit.data.formats import is_fixture_root
 from coursekit.data.tensor_loader import TensorLoader, to_uint8_tensors
 from coursekit.data.vision import (
@@ -19,6 +25,7 @@ from coursekit.data.vision import (
 
 __all__ = [
     "DATASETS",
+    "CIFAR10Jpg",
     "ChecksumError",
     "DatasetFormatError",
     "DatasetMissingError",
@@ -36,5 +43,6 @@ __all__ = [
     "targets",
     "to_uint8_tensors",
     "write_cifar10_fixture",
+    "write_cifar10_jpg_fixture",
     "write_mnist_fixture",
 ]

@@ -10,12 +10,14 @@ while a model still has something to learn.
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from coursekit import settings
 from coursekit.checkpoint import atomic_write
@@ -23,6 +25,8 @@ from coursekit.data.formats import (
     CIFAR_CLASSES,
     CIFAR_FILES,
     CIFAR_FOLDER,
+    CIFAR_JPG_FOLDER,
+    CIFAR_JPG_SPLITS,
     IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC,
     MARKER,
@@ -33,8 +37,8 @@ from coursekit.data.formats import (
 
 MARKER_TEXT = """\
 This folder holds SYNTHETIC fixture datasets written by coursekit (coursekit.data.fixtures).
-They use the on-disk format of MNIST, FashionMNIST and CIFAR-10 so that torchvision's
-loaders read them, but the images are simple generated shapes, not the real data.
+They use the on-disk format of MNIST, FashionMNIST and CIFAR-10 so that the real loaders
+read them, but the images are simple generated shapes, not the real data.
 They exist so that tests and smoke runs (COURSEKIT_SMOKE=1) work offline in seconds.
 Results obtained on them mean nothing. Delete this folder at any time: coursekit
 rewrites it when needed.
@@ -252,6 +256,13 @@ def _cifar_batch(images: np.ndarray, labels: np.ndarray, batch_label: str, start
     }
 
 
+def _cifar_split(n: int, seed: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Return (images uint8 (N, 3, 32, 32), labels uint8 (N,)) of one CIFAR fixture split."""
+    rng = np.random.default_rng([seed, 2, int(train)])
+    labels = _balanced_labels(n, rng)
+    return _colour_images(labels, rng), labels
+
+
 def write_cifar10_fixture(
     root: Path, n_train: int = 1000, n_test: int = 200, seed: int = 0
 ) -> Path:
@@ -262,17 +273,14 @@ def write_cifar10_fixture(
     folder = Path(root) / CIFAR_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(root)
-    rng = np.random.default_rng([seed, 2, 1])
-    labels = _balanced_labels(n_train, rng)
-    images = _colour_images(labels, rng)
+    images, labels = _cifar_split(n_train, seed, train=True)
     bounds = np.linspace(0, n_train, 6).astype(int)
     for i in range(5):
         lo, hi = bounds[i], bounds[i + 1]
         batch = _cifar_batch(images[lo:hi], labels[lo:hi], f"training batch {i + 1} of 5", lo)
         _write_py2_pickle(folder / f"data_batch_{i + 1}", batch)
-    rng = np.random.default_rng([seed, 2, 0])
-    labels = _balanced_labels(n_test, rng)
-    test = _cifar_batch(_colour_images(labels, rng), labels, "testing batch 1 of 1", 0)
+    images, labels = _cifar_split(n_test, seed, train=False)
+    test = _cifar_batch(images, labels, "testing batch 1 of 1", 0)
     _write_py2_pickle(folder / "test_batch", test)
     meta = {
         "num_cases_per_batch": int(bounds[1] - bounds[0]),
@@ -280,6 +288,44 @@ def write_cifar10_fixture(
         "num_vis": 3 * 32 * 32,
     }
     _write_py2_pickle(folder / "batches.meta", meta)
+    return folder
+
+
+def _jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
+    """Return one uint8 (3, 32, 32) image encoded as a JPEG file."""
+    buffer = io.BytesIO()
+    # 4:4:4 chroma keeps the fixture's coloured shapes close to the python-batch pixels.
+    Image.fromarray(image.transpose(1, 2, 0)).save(
+        buffer, format="JPEG", quality=quality, subsampling=0
+    )
+    return buffer.getvalue()
+
+
+def write_cifar10_jpg_fixture(
+    root: Path, n_train: int = 1000, n_test: int = 200, seed: int = 0, quality: int = 95
+) -> Path:
+    """Write `<root>/cifar10-jpg/{train,test}/<class>/<nnnn>.jpg`; return `<root>/cifar10-jpg`.
+
+    The images are those of `write_cifar10_fixture` with the same seed (uint8 (N, 32, 32, 3)
+    once decoded, up to JPEG loss). Within a class, files are numbered 0000, 0001... in the
+    order of the python batches, so the loader's order (class, then name) is that order
+    sorted stably by label. Each split needs >= 10 images: one per class at least.
+    """
+    if min(n_train, n_test) < len(CIFAR_CLASSES):
+        raise ValueError(
+            f"n_train and n_test must be >= {len(CIFAR_CLASSES)} (one image per class), "
+            f"got {n_train} and {n_test}"
+        )
+    folder = Path(root) / CIFAR_JPG_FOLDER
+    write_marker(root)
+    for split, n in zip(CIFAR_JPG_SPLITS, (n_train, n_test), strict=True):
+        images, labels = _cifar_split(n, seed, train=split == "train")
+        counts = dict.fromkeys(range(len(CIFAR_CLASSES)), 0)
+        for image, label in zip(images, labels, strict=True):
+            path = folder / split / CIFAR_CLASSES[label] / f"{counts[label]:04d}.jpg"
+            payload = _jpeg_bytes(image, quality)
+            atomic_write(path, lambda out, payload=payload: out.write(payload))
+            counts[label] += 1
     return folder
 
 

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torch.utils.data import Subset, TensorDataset
 from torchvision import datasets
 
+from coursekit.data.cifar_jpg import CIFAR10Jpg
 from coursekit.settings import get_device
 
 SUPPORTED = (
     "torchvision MNIST-family datasets (MNIST, FashionMNIST, KMNIST, EMNIST, QMNIST), "
-    "CIFAR10/CIFAR100, and torch.utils.data.Subset of those"
+    "CIFAR10/CIFAR100, coursekit's CIFAR10Jpg, and torch.utils.data.Subset of those"
 )
 
 
@@ -41,7 +42,7 @@ def to_uint8_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return images[index], labels[index]
     if isinstance(dataset, datasets.MNIST):
         return _mnist_tensors(dataset)
-    if isinstance(dataset, datasets.CIFAR10):
+    if isinstance(dataset, datasets.CIFAR10 | CIFAR10Jpg):  # both keep uint8 (N, H, W, C)
         return _cifar_tensors(dataset)
     raise TypeError(
         f"to_uint8_tensors does not know how to read {type(dataset).__name__!r}; "
@@ -61,7 +62,7 @@ def _mnist_tensors(dataset: datasets.MNIST) -> tuple[torch.Tensor, torch.Tensor]
     return images.unsqueeze(1).contiguous(), torch.as_tensor(dataset.targets).long()
 
 
-def _cifar_tensors(dataset: datasets.CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
+def _cifar_tensors(dataset: datasets.CIFAR10 | CIFAR10Jpg) -> tuple[torch.Tensor, torch.Tensor]:
     """Return CIFAR `.data` numpy (N, H, W, C) as uint8 (N, C, H, W) and targets as int64."""
     data = np.asarray(dataset.data)
     if data.dtype != np.uint8 or data.ndim != 4:

@@ -3,7 +3,10 @@
 `load_dataset` returns torchvision datasets (subclasses that only change how files are
 found and checked), so `.data`, `.targets`, `.classes` and transforms behave as usual:
 MNIST-family items are (tensor (1, 28, 28), int), CIFAR-10 items (tensor (3, 32, 32), int)
-with the default `ToTensor()` transform.
+with the default `ToTensor()` transform. CIFAR-10 is read from torchvision's python batches
+(`cifar-10-batches-py/`, md5-checked) if present, else from the one-JPEG-per-image copy
+(`cifar10-jpg/<split>/<class>/<n>.jpg`, see `coursekit.data.cifar_jpg`), which has the same
+interface.
 
 Where the data comes from (`resolve_root`): an explicit `root`, else in smoke mode
 (COURSEKIT_SMOKE=1) coursekit's synthetic fixtures, else `settings.data_root()`. Missing
@@ -17,11 +20,10 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -30,12 +32,18 @@ from torchvision import datasets, transforms
 
 from coursekit import settings
 from coursekit.checkpoint import atomic_write
+from coursekit.data.cifar_jpg import CIFAR10Jpg, split_folder
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
 from coursekit.data.formats import (
+    CIFAR_CLASSES,
     CIFAR_FILES,
     CIFAR_FOLDER,
+    CIFAR_JPG_FOLDER,
+    DEBIAN_FASHION_FOLDER,
+    DEBIAN_FASHION_PACKAGE,
     IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC,
+    IDX_MD5,
     is_fixture_root,
 )
 
@@ -94,16 +102,60 @@ def _check_idx(path: Path, magic: int, dataset: str) -> None:
         )
 
 
-def _unpack_gz(raw: Path, filename: str, md5: str, dataset: str) -> None:
-    """Unpack raw/<filename>.gz into raw/<filename> after checking its md5."""
+def _gunzip(source: Path, out: IO[bytes]) -> str:
+    """Write the uncompressed content of gzip file `source` to `out`; return its md5."""
+    digest = hashlib.md5()
+    with gzip.open(source, "rb") as src:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _gz_checksum_message(
+    source: Path, gz_md5s: tuple[str, str], content: str, idx_md5: str, dataset: str
+) -> str:
+    """Return the ChecksumError text for a .gz that is neither the original nor its content."""
+    actual, expected = gz_md5s
+    return (
+        f"{dataset}: {source} has md5 {actual}, expected {expected} (torchvision's checksum "
+        f"of the original file), and its uncompressed content {content}, expected md5 "
+        f"{idx_md5} (the original {source.stem}; a recompressed copy such as Debian's is "
+        f"accepted on that). The file is corrupted, truncated or not the original {dataset} "
+        "file. Delete it, then copy the original again or download it with "
+        f"load_dataset({dataset!r}, download=True)."
+    )
+
+
+def _unpack_gz(raw: Path, filename: str, gz_md5: str, idx_md5: str, dataset: str) -> None:
+    """Unpack raw/<filename>.gz into raw/<filename> if the .gz or its content is the original.
+
+    A recompressed copy (Debian's dataset-fashion-mnist) fails torchvision's md5 of the .gz,
+    so its uncompressed content is checked against the md5 of the original IDX file instead.
+    """
     source = raw / f"{filename}.gz"
-    _verify_md5(source, md5, dataset)
+    actual = md5sum(source)
 
-    def unpack(out) -> None:  # atomic, so an interrupted unpack leaves no truncated IDX file
-        with gzip.open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
+    def unpack(out: IO[bytes]) -> None:  # atomic: a refused or interrupted unpack leaves nothing
+        try:
+            content_md5 = _gunzip(source, out)
+        except (OSError, EOFError) as err:  # not gzip, truncated
+            problem = f"cannot be read ({type(err).__name__}: {err})"
+        else:
+            if actual == gz_md5 or content_md5 == idx_md5:
+                return
+            problem = f"has md5 {content_md5}"
+        message = _gz_checksum_message(source, (actual, gz_md5), problem, idx_md5, dataset)
+        raise ChecksumError(message)
 
-    atomic_write(raw / filename, unpack)
+    try:
+        atomic_write(raw / filename, unpack)
+    except PermissionError as err:
+        raise PermissionError(
+            f"{dataset}: cannot write the unpacked {filename} into {raw}/ ({err}); coursekit "
+            "unpacks each .gz once next to it. Copy or link the .gz files into a writable "
+            f"folder instead, e.g. {settings.data_root() / dataset / 'raw'}/."
+        ) from err
 
 
 def _mnist_split_files(train: bool) -> tuple[str, str]:
@@ -120,6 +172,7 @@ class _MnistFamily:
 
     folder: str
     resources: list[tuple[str, str]]
+    idx_md5: dict[str, str]  # md5 of the original uncompressed IDX files
     root: Any
     train: bool
 
@@ -135,7 +188,8 @@ class _MnistFamily:
         md5s = dict(self.resources)
         for filename in _mnist_split_files(train):
             if not (raw / filename).is_file() and (raw / f"{filename}.gz").is_file():
-                _unpack_gz(raw, filename, md5s[f"{filename}.gz"], self.folder)
+                gz_md5 = md5s[f"{filename}.gz"]
+                _unpack_gz(raw, filename, gz_md5, self.idx_md5[filename], self.folder)
         super().__init__(
             root,
             train=train,
@@ -177,12 +231,14 @@ class MNIST(_MnistFamily, datasets.MNIST):
     """torchvision MNIST that loads one split's files and unpacks checked .gz offline."""
 
     folder = "MNIST"
+    idx_md5 = IDX_MD5["MNIST"]
 
 
 class FashionMNIST(_MnistFamily, datasets.FashionMNIST):
     """torchvision FashionMNIST that loads one split's files and unpacks checked .gz offline."""
 
     folder = "FashionMNIST"
+    idx_md5 = IDX_MD5["FashionMNIST"]
 
 
 MNIST_CLASSES: dict[str, type[datasets.MNIST]] = {"MNIST": MNIST, "FashionMNIST": FashionMNIST}
@@ -246,16 +302,51 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return settings.data_root()
 
 
+def _cifar_batches_complete(root: Path) -> bool:
+    """Return True if every CIFAR-10 python batch and the meta file are under `root`."""
+    return all((root / CIFAR_FOLDER / f).is_file() for f in CIFAR_FILES)
+
+
+def cifar_layout(root: Path, train: bool) -> str | None:
+    """Return the CIFAR-10 layout holding one split under `root`: CIFAR_FOLDER (python
+    batches, preferred), CIFAR_JPG_FOLDER (one JPEG per image) or None."""
+    if _cifar_batches_complete(root):
+        return CIFAR_FOLDER
+    if split_folder(root, train).is_dir():
+        return CIFAR_JPG_FOLDER
+    return None
+
+
 def _dataset_dir(name: str, root: Path) -> Path:
-    """Return the folder that holds `name`'s files under `root`."""
+    """Return the folder where torchvision keeps `name`'s files under `root`."""
     return root / CIFAR_FOLDER if name == "CIFAR10" else root / name / "raw"
 
 
+def _layouts(name: str, root: Path) -> list[str]:
+    """Return the layouts holding a split of `name` under `root`, e.g. ['cifar10-jpg']."""
+    if name != "CIFAR10":
+        present = any(not _missing_files(name, root, train) for train in (True, False))
+        return ["idx"] if present else []
+    layouts = []
+    if _cifar_batches_complete(root):
+        layouts.append(CIFAR_FOLDER)
+    if any(split_folder(root, train).is_dir() for train in (True, False)):
+        layouts.append(CIFAR_JPG_FOLDER)
+    return layouts
+
+
 def _missing_files(name: str, root: Path, train: bool) -> list[str]:
-    """Return the files `name` (one split) still lacks; a MNIST .gz counts as present."""
+    """Return the files `name` (one split) still lacks; a MNIST .gz counts as present.
+
+    CIFAR-10 lacks nothing if either layout holds the split; else the missing python batches
+    (torchvision checks every batch whatever the split) and the JPEG split folder.
+    """
     folder = _dataset_dir(name, root)
-    if name == "CIFAR10":  # torchvision checks every batch whatever the split
-        return [f for f in CIFAR_FILES if not (folder / f).is_file()]
+    if name == "CIFAR10":
+        if cifar_layout(root, train):
+            return []
+        missing = [f for f in CIFAR_FILES if not (folder / f).is_file()]
+        return [*missing, f"{split_folder(root, train).relative_to(root)}/"]
     return [
         f
         for f in _mnist_split_files(train)
@@ -277,12 +368,25 @@ def _copy_hint(name: str, root: Path) -> list[str]:
             f"  - or extract the original {CIFAR_ARCHIVE} into {root}/ (it creates",
             f"    {CIFAR_FOLDER}/), or put the archive itself in {root}/ and load with",
             "    download=True (torchvision checks its md5 and extracts it offline);",
+            "  - or put the one-JPEG-per-image copy of CIFAR-10 (32x32 RGB .jpg files) as",
+            f"    {root / CIFAR_JPG_FOLDER}/train/<class>/<n>.jpg and .../test/<class>/<n>.jpg,",
+            f"    class folders {', '.join(CIFAR_CLASSES)}",
+            f"    (decoded once, then cached in {CIFAR_JPG_FOLDER}/.cache/);",
         ]
+    folder = _dataset_dir(name, root)
     originals = ", ".join(f for f, _ in MNIST_CLASSES[name].resources)
-    return [
+    lines = [
         f"  - or copy the original files ({originals})",
-        f"    into {_dataset_dir(name, root)}/ (coursekit checks their md5 and unpacks them);",
+        f"    into {folder}/ (coursekit checks their md5 and unpacks them);",
     ]
+    if name == "FashionMNIST":
+        lines += [
+            f"  - or, on Debian/Ubuntu, install the package {DEBIAN_FASHION_PACKAGE}",
+            f"    (sudo apt-get install {DEBIAN_FASHION_PACKAGE}) and copy or link its files:",
+            f"      mkdir -p {folder} && ln -s {DEBIAN_FASHION_FOLDER}/*.gz {folder}/",
+            "    (Debian recompressed them; coursekit accepts them by the md5 of their content);",
+        ]
+    return lines
 
 
 def how_to_get(name: str, root: str | os.PathLike | None = None) -> str:
@@ -312,11 +416,24 @@ def how_to_get(name: str, root: str | os.PathLike | None = None) -> str:
     )
 
 
+def _not_found(name: str, root: Path, train: bool) -> str:
+    """Return the first line of the missing-data message: which files are missing where."""
+    split = "train" if train else "test"
+    missing = _missing_files(name, root, train)
+    if name != "CIFAR10":
+        folder = _dataset_dir(name, root)
+        return f"{name} ({split} split) not found: {', '.join(missing)} missing in {folder}/."
+    batches = ", ".join(f for f in missing if f in CIFAR_FILES)
+    return (
+        f"CIFAR10 ({split} split) not found in {root}/: neither the python batches "
+        f"{CIFAR_FOLDER}/ (missing: {batches}) nor the JPEG folder "
+        f"{split_folder(root, train).relative_to(root)}/ is there."
+    )
+
+
 def _missing_message(name: str, root: Path, train: bool, reason: str | None = None) -> str:
     """Return the DatasetMissingError text for one split of `name` under `root`."""
-    split = "train" if train else "test"
-    missing = ", ".join(_missing_files(name, root, train))
-    lines = [f"{name} ({split} split) not found: {missing} missing in {_dataset_dir(name, root)}/."]
+    lines = [_not_found(name, root, train)]
     if reason:
         lines.append(f"Download failed ({reason}).")
     lines.append(how_to_get(name, root))
@@ -328,6 +445,13 @@ def _class_for(name: str, root: Path) -> type[Dataset]:
     if name == "CIFAR10":
         return FixtureCIFAR10 if is_fixture_root(root) else CIFAR10
     return MNIST_CLASSES[name]
+
+
+def _open(name: str, root: Path, train: bool, transform: Callable) -> Dataset:
+    """Return the dataset of one split whose files are all under `root` (no download)."""
+    if name == "CIFAR10" and cifar_layout(root, train) == CIFAR_JPG_FOLDER:
+        return CIFAR10Jpg(root, train=train, transform=transform)
+    return _class_for(name, root)(root, train=train, transform=transform, download=False)
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -343,19 +467,20 @@ def load_dataset(
     """Return the torchvision dataset `name` (train or test split); items (tensor, int).
 
     MNIST-family images are (1, 28, 28), CIFAR-10 (3, 32, 32), floats in [0, 1] with
-    the default transform `ToTensor()`. Missing files are downloaded if `download` (not
-    on a fixture root); if that fails, or download=False, raises DatasetMissingError.
+    the default transform `ToTensor()`. CIFAR-10 comes from `cifar-10-batches-py/` if
+    complete, else from `cifar10-jpg/<split>/` (a `CIFAR10Jpg`, same interface). Missing
+    files are downloaded if `download` (not on a fixture root); if that fails, or
+    download=False, raises DatasetMissingError.
     """
     name = _canonical(name)
     root = resolve_root(root)
-    cls = _class_for(name, root)
     transform = transform if transform is not None else transforms.ToTensor()
     if not _missing_files(name, root, train):
-        return cls(root, train=train, transform=transform, download=False)
+        return _open(name, root, train, transform)
     if not download or is_fixture_root(root):
         raise DatasetMissingError(_missing_message(name, root, train))
     try:
-        return cls(root, train=train, transform=transform, download=True)
+        return _class_for(name, root)(root, train=train, transform=transform, download=True)
     except (OSError, RuntimeError) as err:  # no network, HTTP error, bad archive
         raise DatasetMissingError(_missing_message(name, root, train, reason=str(err))) from err
 
@@ -452,27 +577,38 @@ def class_examples(dataset: Dataset, per_class: int = 1) -> dict[int, list[int]]
     }
 
 
-def dataset_status(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Return one dict per dataset: dataset, status (present/missing/fixture), path, how_to_get.
+def _status_row(name: str, root: Path, fixture: bool) -> dict[str, Any]:
+    """Return dataset_status's dict for one dataset under `root`."""
+    splits = {s: not _missing_files(name, root, s == "train") for s in ("train", "test")}
+    status = "missing" if not all(splits.values()) else "fixture" if fixture else "present"
+    hint = "" if status == "present" else how_to_get(name, root)
+    if status == "fixture":
+        hint = (
+            "synthetic fixture data written by coursekit (smoke mode); for real results "
+            f"unset COURSEKIT_SMOKE and put the data under {settings.data_root()}"
+        )
+    layouts = _layouts(name, root)
+    path = root / CIFAR_JPG_FOLDER if layouts == [CIFAR_JPG_FOLDER] else _dataset_dir(name, root)
+    return {
+        "dataset": name,
+        "status": status,
+        "layout": ", ".join(layouts),
+        "path": str(path),
+        "how_to_get": hint,
+        "splits": splits,
+    }
 
-    Looks at files only: downloads nothing and checks no md5. 'splits' tells which of
-    train/test are there (a folder with only the test set is 'missing' but loads test).
+
+def dataset_status(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Return one dict per dataset: dataset, status (present/missing/fixture), layout, path,
+    how_to_get, splits.
+
+    Looks at files only: downloads nothing, checks no md5, decodes no image. 'splits' tells
+    which of train/test are there (a folder with only the test set is 'missing' but loads
+    test). 'layout' names the on-disk layout(s) found: 'idx' for the MNIST family,
+    'cifar-10-batches-py' and/or 'cifar10-jpg' for CIFAR-10 ('' when none); 'path' is
+    the folder of that layout (the JPEG one when it is the only one).
     """
     root = resolve_root(root)
     fixture = is_fixture_root(root)
-    rows = []
-    for name in DATASETS:
-        splits = {s: not _missing_files(name, root, s == "train") for s in ("train", "test")}
-        complete = all(splits.values())
-        status = "missing" if not complete else "fixture" if fixture else "present"
-        hint = "" if status == "present" else how_to_get(name, root)
-        if status == "fixture":
-            hint = (
-                "synthetic fixture data written by coursekit (smoke mode); for real results "
-                f"unset COURSEKIT_SMOKE and put the data under {settings.data_root()}"
-            )
-        path = str(_dataset_dir(name, root))
-        rows.append(
-            {"dataset": name, "status": status, "path": path, "how_to_get": hint, "splits": splits}
-        )
-    return rows
+    return [_status_row(name, root, fixture) for name in DATASETS]
