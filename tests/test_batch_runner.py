@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,12 +18,20 @@ import psutil
 import pytest
 
 from coursekit.batch.errors import RunError
-from coursekit.batch.runner import run_notebook
-from coursekit.batch.runs import find_resumable, new_run_dir, write_status
-from coursekit.checkpoint import load_checkpoint
+from coursekit.batch.nbparams import check_parameters
+from coursekit.batch.runner import _prepare_run, run_notebook
+from coursekit.batch.runs import (
+    HEARTBEAT_FILE,
+    STALE_S,
+    find_resumable,
+    new_run_dir,
+    write_status,
+)
+from coursekit.checkpoint import load_checkpoint, write_json
 
 TINY = Path(__file__).resolve().parent / "notebooks" / "tiny_train.ipynb"
-EPOCHS = 8  # with 0.3 s per epoch, time to kill the run twice before it ends
+EPOCHS = 8  # with 0.8 s per epoch, time to kill the run twice before it ends, even
+# on a loaded machine where a killed run's kernel takes seconds to stop
 
 
 def test_rerun_reuses_the_latest_unfinished_folder_with_the_same_fingerprint(tmp_path):
@@ -54,6 +63,52 @@ def test_a_run_still_alive_is_not_reused(tmp_path):
     assert find_resumable(tmp_path, "nb", "abc") == folder  # its process is gone: resume it
 
 
+def test_a_run_written_from_another_node_is_not_reused_while_its_heartbeat_is_fresh(tmp_path):
+    # Run folders on NFS: a job on another node of the site writes this run right now.
+    folder = new_run_dir(tmp_path, "nb", "run")
+    other = "graffiti-3.nancy.grid5000.fr"
+    write_status(folder, fingerprint="abc", state="running", host=other, pid=os.getpid() + 1,
+                 oar_job_id="4242", created="2026-01-01T10:00:00")  # fmt: skip
+    beat = {"host": other, "pid": os.getpid() + 1, "oar_job_id": "4242"}
+    write_json({**beat, "time": time.time() - 5}, folder / HEARTBEAT_FILE)
+    with pytest.raises(RunError, match=f"already going on .*on {other}, OAR job 4242.*oardel 4242"):
+        find_resumable(tmp_path, "nb", "abc")
+    write_json({**beat, "time": time.time() - STALE_S - 5}, folder / HEARTBEAT_FILE)
+    assert find_resumable(tmp_path, "nb", "abc") == folder  # that job died: resume the run
+
+
+def test_a_run_records_its_oar_job_and_keeps_a_heartbeat(tmp_path, monkeypatch):
+    monkeypatch.setenv("OAR_JOB_ID", "777")
+    before = time.time()
+    folder = run_notebook(TINY.with_name("hello.ipynb"), smoke=True, out=tmp_path)
+    status = _status(folder)
+    assert (status["oar_job_id"], status["host"]) == ("777", socket.gethostname())
+    beat = json.loads((folder / HEARTBEAT_FILE).read_text())
+    assert (beat["oar_job_id"], beat["host"], beat["pid"]) == ("777", status["host"], os.getpid())
+    assert beat["time"] >= before
+
+
+def _prepare(notebook: Path, given: dict, root: Path, fresh: bool = False) -> Path:
+    """The run folder `coursekit run` would use (what run_notebook does before executing)."""
+    checked = check_parameters(notebook, given)
+    return _prepare_run(notebook, checked, False, "run", root, fresh)
+
+
+def test_the_run_folder_is_shared_only_by_the_same_parameters(tmp_path):
+    fourteen = _prepare(TINY, {"epochs": "14"}, tmp_path)
+    write_status(fourteen, state="interrupted")
+    fifteen = _prepare(TINY, {"epochs": "15"}, tmp_path)
+    write_status(fifteen, state="interrupted")
+    assert fifteen != fourteen  # a 15-epoch run never resumes a 14-epoch one (or vice versa)
+    assert _prepare(TINY, {"epochs": 14}, tmp_path) == fourteen  # typed or text, same run
+    write_status(fourteen, state="interrupted")
+    assert _prepare(TINY, {"epochs": "15", "lr": "0.05"}, tmp_path) == fifteen  # lr's default
+    write_status(fifteen, state="interrupted")
+    fresh = _prepare(TINY, {"epochs": "14"}, tmp_path, fresh=True)
+    assert fresh not in (fourteen, fifteen) and _status(fresh)["attempts"] == 1
+    assert _status(fourteen)["attempts"] == 2
+
+
 def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -76,7 +131,7 @@ class TinyRun:
 
     def __init__(self, out: Path, log: Path) -> None:
         self.argv = [sys.executable, "-m", "coursekit.batch.cli", "run", str(TINY),
-                     "-p", "pause", "0.3", "-p", "epochs", str(EPOCHS),
+                     "-p", "pause", "0.8", "-p", "epochs", str(EPOCHS),
                      "--out", str(out)]  # fmt: skip
         self.out, self.log = out, log
         self.procs: list[subprocess.Popen] = []
@@ -145,6 +200,7 @@ def test_killed_runs_resume_and_end_like_an_unbroken_run(tmp_path, tiny_run, unb
     assert _kill_and_reap(proc, signal.SIGTERM) == 128 + signal.SIGTERM
     assert _status(folder)["state"] == "interrupted"
     first_epoch = _epoch(folder)
+    assert first_epoch < EPOCHS, "the run ended before it could be stopped; raise `pause`"
 
     # 2. Same command: same folder, training goes on from the checkpoint; then SIGKILL,
     # which nothing can catch (the status still says running, from a dead process).
@@ -154,6 +210,7 @@ def test_killed_runs_resume_and_end_like_an_unbroken_run(tmp_path, tiny_run, unb
     assert _status(folder)["state"] == "running"
     killed_epoch = _epoch(folder)
     assert killed_epoch < EPOCHS, "the run ended before it could be killed; raise `pause`"
+    saved_rows = load_checkpoint(folder / "checkpoints" / "tiny.pt")["history"]
 
     # 3. Same command again: it resumes after the last saved epoch and finishes.
     done = subprocess.run(run.argv, capture_output=True, text=True, timeout=120)
@@ -163,7 +220,14 @@ def test_killed_runs_resume_and_end_like_an_unbroken_run(tmp_path, tiny_run, unb
     assert (_status(folder)["state"], _status(folder)["attempts"]) == ("done", 3)
     executed = nbformat.read(folder / "tiny_train.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-    assert f"after epoch {killed_epoch}" in outputs and f"epoch   {killed_epoch} " not in outputs
+    checkpoint = folder / "checkpoints" / "tiny.pt"
+    assert f"resumed from {checkpoint} after epoch {killed_epoch}" in outputs
+    # The last attempt trained exactly the missing epochs, and kept the saved ones as they
+    # were: their wall-clock `seconds` could not come out equal from a new training.
+    trained = [int(n) for n in re.findall(r"^epoch +(\d+) ", outputs, flags=re.MULTILINE)]
+    assert trained == list(range(killed_epoch + 1, EPOCHS + 1))
+    final_rows = load_checkpoint(checkpoint)["history"]
+    assert final_rows[:killed_epoch] == saved_rows and len(final_rows) == EPOCHS
 
     assert json.loads((folder / "metrics.json").read_text()) == unbroken_metrics
     assert unbroken_metrics["epochs_run"] == EPOCHS

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import optuna
@@ -11,7 +14,15 @@ from optuna.trial import TrialState
 
 from coursekit.batch.cli import main
 from coursekit.batch.sweep import sweep
-from coursekit.tuning import StudyError, _within_budget, open_study, storage_for
+from coursekit.tuning import (
+    HEARTBEAT_S,
+    StudyError,
+    _within_budget,
+    open_study,
+    run_trials,
+    storage_for,
+    taken_trials,
+)
 
 # Each trial waits until two worker processes have started one, so the test proves the
 # trials were shared rather than all run by whichever worker started first.
@@ -77,11 +88,58 @@ def test_a_trial_beyond_the_budget_is_pruned_without_running(tmp_path):
     assert late[0].user_attrs == {"over_budget": True}
 
 
-def test_storage_kinds(tmp_path):
+def test_storage_kinds_all_keep_a_heartbeat(tmp_path):
     assert storage_for(None) is None
-    assert isinstance(storage_for(tmp_path / "a.db"), optuna.storages.RDBStorage)
-    assert isinstance(storage_for(tmp_path / "nfs" / "a.log"), optuna.storages.JournalStorage)
-    assert storage_for("postgresql://host/db") == "postgresql://host/db"
+    db = storage_for(tmp_path / "a.db")
+    url = storage_for(f"sqlite:///{tmp_path / 'b.db'}")
+    journal = storage_for(tmp_path / "nfs" / "a.log")
+    assert isinstance(db, optuna.storages.RDBStorage) and isinstance(url, type(db))
+    assert isinstance(journal, optuna.storages.JournalStorage)
+    for storage in (db, url, journal):
+        assert storage.get_heartbeat_interval() == HEARTBEAT_S
+
+
+# A worker as an OAR job runs it: its one trial sleeps until the walltime kills the job.
+DOOMED_WORKER = """
+import sys, time
+from coursekit.tuning import open_study, run_trials
+
+def objective(trial):
+    trial.suggest_float("x", -5, 5)
+    time.sleep(600)
+    return 0.0
+
+run_trials(open_study("killed", sys.argv[1]), objective, 3)
+"""
+
+
+@pytest.mark.parametrize("storage_name", ["study.db", "study.journal"])
+def test_a_killed_workers_trial_is_failed_and_run_again(tmp_path, monkeypatch, storage_name):
+    storage = tmp_path / storage_name
+    open_study("killed", storage)  # created once, before two processes open it (as sweep does)
+    worker = subprocess.Popen([sys.executable, "-c", DOOMED_WORKER, str(storage)])
+    try:
+        deadline = time.monotonic() + 60
+        running = (TrialState.RUNNING,)
+        while not any(t.params for t in open_study("killed", storage).get_trials(states=running)):
+            assert time.monotonic() < deadline and worker.poll() is None, "no trial started"
+            time.sleep(0.1)
+    finally:
+        worker.kill()  # SIGKILL, as OAR does at the walltime: no cleanup runs
+        worker.wait()
+    (doomed,) = open_study("killed", storage).get_trials()
+    assert doomed.state == TrialState.RUNNING  # left behind, and counted by the budget
+
+    monkeypatch.setattr("coursekit.tuning.GRACE_S", 1)  # instead of waiting two minutes
+    time.sleep(1.5)
+    restarted = open_study("killed", storage)  # a new job on the same study
+    assert run_trials(restarted, lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, 3) == 3
+
+    trials = open_study("killed", storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+    retry = trials[1]  # queued again first, with the same parameters
+    assert retry.system_attrs["failed_trial"] == 0 and retry.params == doomed.params
+    assert taken_trials(restarted) == 3
 
 
 def test_open_study_refuses_a_direction_change(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +115,10 @@ def test_images_vary_within_a_class(fixture_data: Path) -> None:
     assert torch.cdist(means.flatten(1), means.flatten(1)).fill_diagonal_(1e9).min() > 100
 
 
-def test_ensure_fixtures_is_fast_idempotent_and_marked(tmp_path: Path) -> None:
+def test_ensure_fixtures_is_idempotent_and_marked(tmp_path: Path) -> None:
+    # Its speed is measured by benchmarks/fixtures.py: a timed assertion fails under load.
     root = tmp_path / "fx"
-    start = time.perf_counter()
     assert ensure_fixtures(root) == root
-    assert time.perf_counter() - start < 2.0
     assert is_fixture_root(root)
     assert "synthetic" in (root / fixtures.MARKER).read_text().lower()
     images = root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"

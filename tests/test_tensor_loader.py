@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Subset
 from torchvision import datasets, transforms
 
@@ -280,6 +281,38 @@ def test_loader_augmentation_keeps_shape_and_moves_pixels_only() -> None:
                 for left in range(2 * pad + 1)
             ]
             assert any(torch.equal(got, c) for c in candidates)
+
+
+def test_crop_with_mean_std_equals_torchvision_pad_then_normalize(
+    cifar_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torchvision pads the image with black pixels (0), then ToTensor and Normalize turn
+    # them into -mean/std; padding after normalization would give 0 instead.
+    pad = 4
+    dataset = load_dataset("CIFAR10", root=cifar_root)
+    torch.manual_seed(0)
+    norm = {"mean": CIFAR_MEAN, "std": CIFAR_STD}
+    loader = TensorLoader.from_dataset(dataset, batch_size=40, shuffle=False, device="cpu",
+                                       crop_padding=pad, **norm)  # fmt: skip
+    x, _ = next(iter(loader))
+    offset: list[tuple[int, int]] = []
+    # torchvision's own RandomCrop, with each offset in turn instead of a random one
+    chosen = staticmethod(lambda img, size: (*offset[0], *size))
+    monkeypatch.setattr(transforms.RandomCrop, "get_params", chosen)
+    reference = transforms.Compose([transforms.RandomCrop(32, padding=pad), transforms.ToTensor(),
+                                    transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])  # fmt: skip
+    shifted = 0
+    for i, got in enumerate(x):
+        image = Image.fromarray(dataset.data[i])  # the PIL image torchvision's CIFAR10 gives
+        matches = []
+        for top in range(2 * pad + 1):
+            for left in range(2 * pad + 1):
+                offset[:] = [(top, left)]
+                if torch.equal(got, reference(image)):
+                    matches.append((top, left))
+        assert matches, f"sample {i} is no crop of torchvision's padded, normalized image"
+        shifted += matches[0] != (pad, pad)
+    assert shifted >= 30  # most crops show some of the padding, so its value is checked
 
 
 # --- errors -----------------------------------------------------------------------------------

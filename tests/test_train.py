@@ -114,6 +114,23 @@ def test_early_stopping_in_fit_stops_and_restores_best():
     assert math.isclose(restored["loss"], history["val_loss"][0], rel_tol=1e-6)
 
 
+def test_early_stopping_resumes_with_its_counters_and_best_weights(tmp_path):
+    # Nothing ever improves by 10: epoch 1 is the best, patience 3 stops after epoch 4.
+    model_a, unbroken = blob_run(10, early_stopping=EarlyStopping(patience=3, min_delta=10.0))
+    assert unbroken.stopped_reason == "early stopping" and len(unbroken) == 4
+    ckpt = tmp_path / "run.pt"
+    blob_run(2, checkpoint=ckpt, early_stopping=EarlyStopping(patience=3, min_delta=10.0))
+    # Resumed in a fresh process, with a fresh stopper: its state comes from the checkpoint.
+    # A stopper starting over would take epoch 3 for the best and stop after epoch 6.
+    stopper = EarlyStopping(patience=3, min_delta=10.0)
+    model_b, resumed = blob_run(10, checkpoint=ckpt, seed=123, early_stopping=stopper)
+    assert resumed.stopped_reason == "early stopping"
+    assert columns(resumed) == columns(unbroken)
+    assert (stopper.best_epoch, stopper.wait) == (1, 3)
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # both put epoch 1's weights back
+
+
 def test_reduce_lr_on_plateau_steps_on_val_loss():
     seed_everything(0)
     model = mlp()
@@ -232,3 +249,25 @@ def test_time_budget_counts_training_time_across_resumes(tmp_path):
     budget = sum(first["seconds"]) + 0.5 * first["seconds"][-1]  # no room for a 3rd epoch
     _, resumed = blob_run(10, checkpoint=ckpt, time_budget_s=budget)
     assert resumed.stopped_reason == "time budget" and len(resumed) == 2
+
+
+class EpochClock:
+    """Stands in for `time` in coursekit.train: every epoch lasts exactly `epoch_s` seconds."""
+
+    def __init__(self, epoch_s: float) -> None:
+        self.now, self.epoch_s, self.calls = 0.0, epoch_s, 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # fit reads the clock at the start and at the end of an epoch
+            self.now += self.epoch_s
+        return self.now
+
+
+@pytest.mark.parametrize("budget", [3.0, 3.5, 3.99])
+def test_time_budget_runs_the_epochs_that_fit_and_not_the_next(monkeypatch, budget):
+    monkeypatch.setattr("coursekit.train.time", EpochClock(1.0))
+    _, history = blob_run(10, time_budget_s=budget)
+    # Epochs of 1 s: a 3rd ends at 3 s, within each budget; a 4th would end at 4 s, past it.
+    assert history["seconds"] == [1.0, 1.0, 1.0]
+    assert history.stopped_reason == "time budget" and sum(history["seconds"]) <= budget

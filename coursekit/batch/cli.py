@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coursekit.batch.errors import (
+    EXIT_NO_PROGRESS,
+    NoProgress,
     OarError,
     ParameterError,
     RunError,
@@ -21,7 +23,8 @@ examples:
   coursekit run notebooks/01_mnist_loss_curves.ipynb -p epochs 14 -p device cuda
   coursekit run --all --smoke
   coursekit runs
-  coursekit oar notebooks/01_mnist_loss_curves.ipynb -p epochs 14 --walltime 1:00:00 --gpu --submit
+  coursekit oar notebooks/01_mnist_loss_curves.ipynb -p epochs 14 --walltime 1:00:00 --gpu \\
+      --queue production --submit     # on the frontend of Nancy, the production queue's site
   coursekit sweep coursekit.batch.sweep:demo_objective --study demo --storage demo.db --trials 20
 """
 
@@ -83,19 +86,23 @@ def _oar_parser(sub) -> None:
     p = sub.add_parser(
         "oar",
         help="write (and submit) a Grid'5000 OAR job running `coursekit run`",
-        description="Write an idempotent OAR job script: OAR signals it before the "
-        "walltime, the run stops cleanly and OAR resubmits the job, which resumes.",
+        description="Write a new OAR job script: OAR signals it before the walltime, the "
+        "run stops cleanly and OAR resubmits the job, which resumes. Each call writes its own "
+        "script; none is ever overwritten.",
     )
     p.add_argument("notebook", type=Path, help="the notebook (.ipynb) to run")
     _add_run_options(p)
     p.add_argument("--walltime", required=True, help="the job's walltime, H:MM:SS (e.g. 1:00:00)")
     p.add_argument(
-        "--gpu", action="store_true", help="ask for one GPU (default: one host, CPU only)"
+        "--gpu",
+        action="store_true",
+        help="ask for one GPU that this torch build supports (-l gpu=1 -p "
+        "'gpu_compute_capability_major>=7'); default: one host, CPU only",
     )
     p.add_argument(
         "--resources", help="OAR resource request instead of host=1 / gpu=1 (e.g. core=8)"
     )
-    p.add_argument("--queue", help="OAR queue (e.g. production, besteffort)")
+    p.add_argument("--queue", help="OAR queue (e.g. production, at Nancy only; besteffort)")
     p.add_argument(
         "--checkpoint-delay",
         type=int,
@@ -103,13 +110,26 @@ def _oar_parser(sub) -> None:
         help="seconds before the walltime at which OAR signals the job (default 300)",
     )
     p.add_argument(
+        "--env",
         "--venv",
+        dest="venv",
         type=Path,
-        help="virtual environment to activate (default: .venv of the repository)",
+        help="Python environment the job runs in: a conda environment or a virtual "
+        "environment (default: the one running this command)",
     )
-    p.add_argument("--data", help="export COURSEKIT_DATA in the job (e.g. a shared dataset folder)")
-    p.add_argument("--script", type=Path, help="where to write the job script (default: runs/oar/)")
+    p.add_argument(
+        "--data",
+        help="COURSEKIT_DATA for the job (default: COURSEKIT_DATA of this shell, if set)",
+    )
+    p.add_argument(
+        "--script", type=Path, help="where to write the job script (default: new in runs/oar/)"
+    )
     p.add_argument("--submit", action="store_true", help="submit the script with `oarsub -S`")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="submit even if a job of the same run is already queued or running",
+    )
 
 
 def _sweep_parser(sub) -> None:
@@ -194,7 +214,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_oar(args: argparse.Namespace) -> int:
-    from coursekit.batch.oar import JobSpec, submit, write_job_script
+    from coursekit.batch.oar import JobSpec, oar_request, submit_job, write_job_script
 
     spec = JobSpec(
         notebook=args.notebook,
@@ -210,10 +230,14 @@ def _cmd_oar(args: argparse.Namespace) -> int:
         venv=args.venv,
         data=args.data,
     )
-    script = write_job_script(spec, args.script)
+    if not args.submit:
+        script, answer = write_job_script(spec, args.script), None
+    else:
+        script, answer = submit_job(spec, args.script, force=args.force)
+    print(f"coursekit oar: the job asks OAR for {oar_request(spec)}", file=sys.stderr)
     print(script)
-    if args.submit:
-        print(submit(script))
+    if answer is not None:
+        print(answer)
     return 0
 
 
@@ -247,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return commands[args.command](args)
+    except NoProgress as exc:  # before RunError, its base: the OAR job must not be resubmitted
+        print(f"coursekit {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_NO_PROGRESS
     except (ParameterError, RunError, OarError, SweepError, StudyError, FileNotFoundError) as exc:
         print(f"coursekit {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import signal
 
+# Exit codes of an OAR job (`coursekit oar`). OAR resubmits an idempotent job only when it
+# exits with RESUBMIT; every other code ends the chain of jobs, which is what a job that
+# could never succeed on a resubmission must do.
+RESUBMIT = 99
+EXIT_ENVIRONMENT = 3  # the environment's Python cannot import coursekit and torch on the node
+EXIT_NO_GPU = 4  # no GPU on which this torch build runs a CUDA kernel
+EXIT_NO_PROGRESS = 5  # stopped by OAR's checkpoint signal without saving any new checkpoint
+
 
 class ParameterError(ValueError):
     """A parameter name or value that the notebook's parameters cell does not accept."""
@@ -23,6 +31,10 @@ class OarError(ValueError):
 
 class SweepError(ValueError):
     """A sweep that cannot start or whose workers failed; the message says why."""
+
+
+class NoProgress(RunError):
+    """A run stopped before the walltime without saving a checkpoint: resubmitting repeats it."""
 
 
 class RunInterrupted(BaseException):

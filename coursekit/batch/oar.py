@@ -1,35 +1,66 @@
 """`coursekit oar`: a Grid'5000 OAR job script that runs `coursekit run` and survives walltimes.
 
 The job is idempotent (`-t idempotent`) and checkpointable (`--checkpoint DELAY`): DELAY
-seconds before the walltime OAR sends SIGUSR2 to the script, which stops the run
-(status `interrupted`, at most the current epoch lost) and exits with code 99. OAR
-resubmits an idempotent job that exits with 99 after running more than 60 s; the new
-job runs the same command, which resumes in the same run folder from its checkpoints.
+seconds before the walltime OAR sends SIGUSR2 to the script, which passes it to the run;
+the run stops (status `interrupted`, at most the current epoch lost) and the script exits
+with code 99. OAR resubmits an idempotent job that exits with 99 after running more than
+60 s; the new job runs the same command, which resumes in the same run folder.
+
+What would make a resubmitted job fail again ends the chain with another exit code
+(`coursekit.batch.errors`): an environment that does not run on the node (3), no GPU
+this torch build runs on (4), an attempt that saved no checkpoint before the signal (5).
+Each job gets its own script, never overwritten: OAR resubmits a job by its script's path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursekit.batch.errors import OarError
-from coursekit.batch.nbparams import check_parameters
-from coursekit.batch.runs import check_label
+from coursekit.batch.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_NO_GPU,
+    EXIT_NO_PROGRESS,
+    RESUBMIT,
+    OarError,
+)
+from coursekit.batch.nbparams import check_parameters, resolved_parameters
+from coursekit.batch.runs import check_label, fingerprint
 from coursekit.settings import REPO_ROOT, runs_dir
 
 # OAR resubmits an idempotent job only if it ran longer than this (oar3 node_change_state).
 OAR_MIN_RUNTIME_S = 60
-RESUBMIT_EXIT_CODE = 99
+RESUBMIT_EXIT_CODE = RESUBMIT
+# torch 2.9.1 from PyPI is built with CUDA 12.8, which has no kernels for Maxwell and Pascal
+# GPUs (compute capability < 7.0, pytorch issue 157517); Grid'5000 still has such nodes.
+MIN_GPU_CAPABILITY_MAJOR = 7
+GPU_PROPERTY = f"gpu_compute_capability_major>={MIN_GPU_CAPABILITY_MAJOR}"
+# Job states (OAR 2.5 and 3) in which a job will still run or is running.
+LIVE_STATES = frozenset(
+    {"Waiting", "Hold", "toLaunch", "toAckReservation", "Launching", "Running", "Suspended",
+     "Resuming", "Finishing"}
+)  # fmt: skip
+_DATA_NAMES_IGNORED = {"README.md"}  # plus hidden files and `_fixtures`-like folders
 
 
 @dataclass
 class JobSpec:
-    """What an OAR job runs (the `coursekit run` arguments) and what it asks OAR for."""
+    """What an OAR job runs (the `coursekit run` arguments) and what it asks OAR for.
+
+    venv: the Python environment the job uses, a virtual environment (bin/activate) or a
+    conda environment (conda-meta/); default: the one running this code (sys.prefix).
+    data: COURSEKIT_DATA for the job; default: this process's COURSEKIT_DATA, if set.
+    """
 
     notebook: Path
     walltime: str
@@ -65,14 +96,54 @@ def _check_timing(spec: JobSpec) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
 
 
-def _venv(spec: JobSpec) -> Path:
-    venv = (spec.venv or REPO_ROOT / ".venv").resolve()
-    if not (venv / "bin" / "activate").is_file():
-        raise OarError(
-            f"no virtual environment at {venv} (bin/activate missing): create it on the frontend "
-            "with `./kit test` (or `./kit python -V`), or pass --venv PATH"
-        )
-    return venv
+def _activation(spec: JobSpec) -> tuple[Path, str]:
+    """Return (environment root, the shell lines that put it first on PATH)."""
+    env = Path(spec.venv or sys.prefix).expanduser().resolve()
+    activate = env / "bin" / "activate"
+    if activate.is_file():
+        return env, f"source {shlex.quote(str(activate))} || exit {EXIT_ENVIRONMENT}"
+    if (env / "conda-meta").is_dir():
+        # A conda environment has no bin/activate; its own bin/ first on PATH is all pip's
+        # packages (torch included) need, and it works without `module load conda`.
+        quoted = shlex.quote(str(env))
+        return env, f'export CONDA_PREFIX={quoted}\nexport PATH="$CONDA_PREFIX/bin:$PATH"'
+    raise OarError(
+        f"no Python environment at {env}: neither a virtual environment (bin/activate) nor a "
+        "conda environment (conda-meta/). On Grid'5000 create the conda environment once on "
+        "the frontend (module load conda; conda env create -f environment.yml -p "
+        "~/coursekit-env) and pass --env ~/coursekit-env"
+    )
+
+
+def _has_dataset(folder: Path) -> bool:
+    """Return True if `folder` holds anything but its README, hidden files and fixtures."""
+    if not folder.is_dir():
+        return False
+    return any(
+        not p.name.startswith((".", "_")) and p.name not in _DATA_NAMES_IGNORED
+        for p in folder.iterdir()
+    )
+
+
+def _data_lines(spec: JobSpec) -> str:
+    """Return the lines exporting COURSEKIT_DATA in the job ('' if the job uses data/)."""
+    if spec.data:
+        value, origin = spec.data, "--data"
+    elif os.environ.get("COURSEKIT_DATA"):
+        value, origin = os.environ["COURSEKIT_DATA"], "COURSEKIT_DATA when `coursekit oar` ran"
+    else:
+        if not spec.smoke and not _has_dataset(REPO_ROOT / "data"):
+            raise OarError(
+                f"{REPO_ROOT / 'data'} holds no dataset and neither --data nor COURSEKIT_DATA "
+                "is set, so the job would stop at its first data cell: link the datasets into "
+                "data/ (README, 'Batch runs on Grid'5000'), pass --data DIR, or export "
+                "COURSEKIT_DATA=DIR first (--smoke jobs need no data)"
+            )
+        return ""
+    path = Path(value).expanduser().resolve()  # absolute: the job starts in the repository
+    if not path.is_dir():
+        raise OarError(f"dataset folder {path} (from {origin}) does not exist here")
+    return f"# From {origin}:\nexport COURSEKIT_DATA={shlex.quote(str(path))}"
 
 
 def run_command(spec: JobSpec, label: str, out: Path) -> list[str]:
@@ -85,11 +156,46 @@ def run_command(spec: JobSpec, label: str, out: Path) -> list[str]:
     return [*cmd, "--label", label, "--out", str(out)]
 
 
-def _directives(spec: JobSpec, name: str, walltime: str, logs: Path) -> list[str]:
+def _label(spec: JobSpec) -> str:
+    return check_label(spec.label or ("smoke" if spec.smoke else "run"))
+
+
+def _out(spec: JobSpec) -> Path:
+    return Path(spec.out or runs_dir()).resolve()
+
+
+def job_name(spec: JobSpec) -> str:
+    """Return the OAR job name: notebook, label and a key of the run (parameters, folder).
+
+    Two jobs with the same name would run, and write, the same run; OAR gives a
+    resubmitted job the name of the job it replaces.
+    """
+    checked = check_parameters(spec.notebook, spec.parameters)
+    resolved = resolved_parameters(spec.notebook, checked)
+    label = _label(spec)
+    run = fingerprint(spec.notebook.stem, resolved, spec.smoke, label)
+    key = hashlib.sha256(f"{run} {_out(spec)}".encode()).hexdigest()[:10]
+    return f"coursekit-{spec.notebook.stem}-{label}-{key}"
+
+
+def _request(spec: JobSpec, walltime: str) -> list[str]:
     resources = spec.resources or ("gpu=1" if spec.gpu else "host=1")
-    lines = [f"-n {name}", f"-l {resources},walltime={walltime}"]
+    lines = [f"-l {resources},walltime={walltime}"]
+    if spec.gpu:
+        # OAR takes the rest of a `#OAR -p` line as the SQL filter, verbatim: no quotes.
+        lines.append(f"-p {GPU_PROPERTY}")
     if spec.queue:
         lines.append(f"-q {spec.queue}")
+    return lines
+
+
+def oar_request(spec: JobSpec) -> str:
+    """Return what the job asks OAR for, e.g. `-l gpu=1,walltime=1:00:00 -p ... -q production`."""
+    return " ".join(_request(spec, _check_timing(spec)))
+
+
+def _directives(spec: JobSpec, name: str, walltime: str, logs: Path) -> list[str]:
+    lines = [f"-n {name}", *_request(spec, walltime)]
     lines += [
         "-t idempotent",
         f"--checkpoint {spec.checkpoint_delay}",
@@ -100,11 +206,22 @@ def _directives(spec: JobSpec, name: str, walltime: str, logs: Path) -> list[str
     return [f"#OAR {line}" for line in lines]
 
 
+_CHECKS = """\
+# Fail fast, before any work, when the environment does not run on this node.
+PY={python}
+if ! "$PY" -c 'import coursekit, torch'; then
+  echo "coursekit oar: $PY cannot import coursekit and torch on $(hostname) (error above)." >&2
+  echo "  A virtual environment made from a Python that exists only on the frontend does not" >&2
+  echo "  run on the nodes. Create the conda environment once on the frontend (module load" >&2
+  echo "  conda; conda env create -f environment.yml -p ~/coursekit-env) and submit with" >&2
+  echo "  --env ~/coursekit-env (README, 'Batch runs on Grid'5000')." >&2
+  exit {exit_environment}
+fi
+"""
+_GPU_CHECK = """\
+"$PY" -m coursekit.batch.nodecheck || exit {exit_no_gpu}
+"""
 _BODY = """\
-set -u
-cd {repo} || exit 1
-source {activate} || exit 1
-{exports}
 # ${{!:-}} is the run's pid as soon as it is forked, even before run_pid is assigned.
 stop_run() {{
   local pid=${{!:-}}
@@ -112,7 +229,14 @@ stop_run() {{
 }}
 on_checkpoint() {{
   echo "coursekit oar: walltime is near; stopping the run, OAR resubmits this job to resume it" >&2
-  stop_run
+  local pid=${{!:-}} status=0
+  if [ -n "$pid" ]; then
+    kill -USR2 "$pid" 2>/dev/null
+    wait "$pid"
+    status=$?
+  fi
+  # {no_progress}: no checkpoint saved since this job started; a resubmission would loop.
+  [ "$status" -eq {no_progress} ] && exit {no_progress}
   exit {resubmit}
 }}
 trap on_checkpoint USR2
@@ -128,62 +252,142 @@ exit "$status"
 """
 
 
-def _label(spec: JobSpec) -> str:
-    return check_label(spec.label or ("smoke" if spec.smoke else "run"))
-
-
-def _logs(spec: JobSpec) -> Path:
-    return (spec.out or runs_dir()).resolve() / "oar" / f"{spec.notebook.stem}-{_label(spec)}"
-
-
 def job_script(spec: JobSpec, path: Path) -> str:
     """Return the text of the OAR job script for `spec`, to be saved at `path`.
 
-    Checks the notebook, its parameters and the walltime first (OarError/ParameterError).
+    Checks the notebook, its parameters, the walltime, the environment and the data first
+    (OarError/ParameterError).
     """
     walltime = _check_timing(spec)
-    check_parameters(spec.notebook, spec.parameters)
-    label = _label(spec)
-    out = (spec.out or runs_dir()).resolve()
-    name = f"coursekit-{spec.notebook.stem}"
-    logs = _logs(spec)
-    exports = f"export COURSEKIT_DATA={shlex.quote(spec.data)}" if spec.data else ""
+    name = job_name(spec)  # checks the parameters
+    env, activate = _activation(spec)
+    data = _data_lines(spec)
+    logs = path.with_suffix("")
     header = [
         "#!/usr/bin/env bash",
         f"# OAR job written by `coursekit oar` for {spec.notebook.name}.",
         f"# Submit it from a Grid'5000 frontend: oarsub -S {shlex.quote(str(path))}",
+        f"# Exit codes: {RESUBMIT} OAR resubmits the job (walltime reached, run saved); "
+        f"{EXIT_ENVIRONMENT} the environment",
+        f"# does not run on the node; {EXIT_NO_GPU} no GPU this torch runs on; "
+        f"{EXIT_NO_PROGRESS} walltime too short for one epoch.",
         *_directives(spec, name, walltime, logs),
     ]
-    body = _BODY.format(
-        repo=shlex.quote(str(REPO_ROOT)),
-        activate=shlex.quote(str(_venv(spec) / "bin" / "activate")),
-        exports=exports,
-        command=shlex.join(run_command(spec, label, out)),
-        resubmit=RESUBMIT_EXIT_CODE,
+    lines = ["set -u", f"cd {shlex.quote(str(REPO_ROOT))} || exit 1", activate]
+    lines += [data] if data else []
+    checks = _CHECKS.format(
+        python=shlex.quote(str(env / "bin" / "python")), exit_environment=EXIT_ENVIRONMENT
     )
-    return "\n".join(header) + "\n" + body
+    checks += _GPU_CHECK.format(exit_no_gpu=EXIT_NO_GPU) if spec.gpu else ""
+    body = _BODY.format(
+        command=shlex.join(run_command(spec, _label(spec), _out(spec))),
+        resubmit=RESUBMIT,
+        no_progress=EXIT_NO_PROGRESS,
+    )
+    return "\n".join([*header, *lines]) + "\n" + checks + body
+
+
+def _claim(spec: JobSpec, path: Path | None) -> Path:
+    """Create and return an empty, new script file: never one that a queued job may run."""
+    if path is not None:
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.open("x").close()
+        except FileExistsError:
+            raise OarError(
+                f"{path} exists: job scripts are never overwritten, because OAR resubmits a "
+                "job by its script's path; choose another --script or leave it out"
+            ) from None
+        return path
+    folder = _out(spec) / "oar"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = f"{spec.notebook.stem}-{_label(spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        candidate = folder / (f"{base}.sh" if n == 1 else f"{base}-{n}.sh")
+        try:
+            candidate.open("x").close()
+            return candidate
+        except FileExistsError:
+            continue
+    raise OarError(f"could not find a free script name for {base} in {folder}")
 
 
 def write_job_script(spec: JobSpec, path: Path | None = None) -> Path:
-    """Write the job script (executable) and return its path (default runs/oar/<nb>-<label>.sh)."""
-    logs = _logs(spec)
-    path = (path or logs.with_name(logs.name + ".sh")).resolve()
-    text = job_script(spec, path)
-    for folder in {path.parent, logs.parent}:  # OAR does not create the log folder
-        folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
+    """Write a new job script (executable) and return its path.
+
+    Default path: runs/oar/<notebook>-<label>-<timestamp>.sh, with its logs next to it
+    (<same name>.<job id>.out/.err). An existing file is never overwritten (OarError).
+    """
+    # Everything is checked before a file is created (the path is only needed for comments).
+    job_script(spec, Path(path or _out(spec) / "oar" / "check.sh").resolve())
+    script = _claim(spec, path)
+    try:
+        script.write_text(job_script(spec, script))
+    except BaseException:
+        script.unlink(missing_ok=True)
+        raise
+    script.chmod(0o755)
+    return script
+
+
+def _oar_command(name: str, script: Path | None = None) -> str:
+    if shutil.which(name) is None:
+        where = f"copy {script} there and submit it with `oarsub -S <script>`" if script else ""
+        raise OarError(
+            f"{name} is not available here: run this on a Grid'5000 frontend"
+            + (f", or {where}" if where else "")
+        )
+    return name
+
+
+def live_jobs(name: str) -> list[tuple[str, str]]:
+    """Return [(job id, state)] of this user's OAR jobs named `name` that are queued or running.
+
+    Reads `oarstat -J -u`, whose JSON is a dict by job id (OAR 2.5) or a list (OAR 3).
+    """
+    done = subprocess.run(
+        [_oar_command("oarstat"), "-J", "-u"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise OarError(f"oarstat failed (exit {done.returncode}): {done.stderr.strip()}")
+    try:
+        data = json.loads(done.stdout or "{}")
+    except ValueError as exc:
+        raise OarError(f"cannot read oarstat's JSON output: {exc}") from None
+    jobs = data.items() if isinstance(data, dict) else ((None, job) for job in data)
+    found = []
+    for key, job in jobs:
+        job_id = str(job.get("id") or job.get("Job_Id") or job.get("job_id") or key)
+        if (job.get("name") or job.get("job_name")) == name and job.get("state") in LIVE_STATES:
+            found.append((job_id, job["state"]))
+    return found
 
 
 def submit(script: Path) -> str:
     """Submit `script` with `oarsub -S` and return oarsub's answer (it holds OAR_JOB_ID)."""
-    if shutil.which("oarsub") is None:
-        raise OarError(
-            f"oarsub is not available here: run this on a Grid'5000 frontend, or copy {script} "
-            "there and submit it with `oarsub -S <script>`"
-        )
-    done = subprocess.run(["oarsub", "-S", str(script)], capture_output=True, text=True)
+    oarsub = _oar_command("oarsub", script)
+    done = subprocess.run([oarsub, "-S", str(script)], capture_output=True, text=True)
     if done.returncode != 0:
         raise OarError(f"oarsub refused {script} (exit {done.returncode}): {done.stderr.strip()}")
     return done.stdout.strip()
+
+
+def submit_job(spec: JobSpec, path: Path | None = None, force: bool = False) -> tuple[Path, str]:
+    """Write a new job script and submit it; return (script, oarsub's answer).
+
+    Refused (OarError) while a job of the same run is queued or running, since both would
+    write the same run folder; force: submit anyway (e.g. to replace a held job).
+    """
+    if not force:
+        name = job_name(spec)
+        live = live_jobs(name)
+        if live:
+            jobs = ", ".join(f"{job} ({state})" for job, state in live)
+            raise OarError(
+                f"job(s) {jobs} already run this notebook with these parameters and label "
+                f"({name}); a second job would write the same run folder. Wait for it, remove "
+                f"it (oardel {live[0][0]}), or pass --force"
+            )
+    script = write_job_script(spec, path)
+    return script, submit(script)

@@ -19,14 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from coursekit.batch.errors import RunError, RunInterrupted
+from coursekit.batch.errors import NoProgress, RunError, RunInterrupted
 from coursekit.batch.nbparams import check_parameters, resolved_parameters
 from coursekit.batch.runs import (
+    HEARTBEAT_S,
     check_label,
     find_resumable,
     fingerprint,
     new_run_dir,
     read_status,
+    write_heartbeat,
     write_status,
 )
 from coursekit.settings import REPO_ROOT, runs_dir, smoke_mode
@@ -117,13 +119,70 @@ def _failure(notebook: Path, output: Path, exc: Exception) -> Exception:
     return exc
 
 
+@contextmanager
+def _heartbeat(folder: Path) -> Iterator[None]:
+    """Keep the folder's heartbeat fresh while the block runs (see runs.live_writer)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                write_heartbeat(folder)
+            except OSError:  # a full or flaky disk must not kill the run; the next beat retries
+                pass
+            if stop.wait(HEARTBEAT_S):
+                return
+
+    thread = threading.Thread(target=beat, name="coursekit-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def checkpoint_marks(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Return {checkpoint file: (inode, size, mtime_ns)} for the files under folder/checkpoints.
+
+    Compared before and after an attempt, the marks tell whether it saved anything, with no
+    clock involved (the nodes writing to an NFS folder need not agree on the time).
+    """
+    marks = {}
+    for path in sorted((folder / "checkpoints").rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            marks[str(path.relative_to(folder))] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return marks
+
+
+def _interrupted(folder: Path, exc: RunInterrupted, progressed: bool) -> Exception | None:
+    """Record the interruption; return NoProgress when resubmitting could only repeat it."""
+    if exc.signum != signal.SIGUSR2 or progressed:
+        write_status(folder, state="interrupted", error=f"stopped by {exc}")
+        return None
+    # OAR's checkpoint signal and no epoch saved since the job started: the walltime
+    # minus the checkpoint delay is shorter than the first epoch (plus the notebook's set-up).
+    message = (
+        f"stopped by OAR's checkpoint signal ({exc}) before saving any checkpoint in this "
+        f"attempt: one epoch takes longer than the walltime minus the checkpoint delay, so a "
+        f"resubmitted job would stop at the same point again. Submit it again with a longer "
+        f"--walltime (or a smaller --checkpoint-delay); it resumes in {folder}"
+    )
+    write_status(folder, state="failed", error=message)
+    return NoProgress(message)
+
+
 def _execute(notebook: Path, folder: Path, parameters: dict[str, Any], smoke: bool) -> None:
     output = folder / notebook.name
+    before = checkpoint_marks(folder)
     try:
-        with _environment(_kernel_env(folder, smoke)), _stop_signals_raise():
+        with _environment(_kernel_env(folder, smoke)), _heartbeat(folder), _stop_signals_raise():
             _papermill(notebook, output, parameters)
     except RunInterrupted as exc:
-        write_status(folder, state="interrupted", error=f"stopped by {exc}")
+        error = _interrupted(folder, exc, checkpoint_marks(folder) != before)
+        if error is not None:
+            raise error from None
         raise
     except KeyboardInterrupt:
         write_status(folder, state="interrupted", error="stopped by Ctrl-C")
@@ -160,6 +219,7 @@ def _prepare_run(
         attempts=previous.get("attempts", 0) + 1,
         host=socket.gethostname(),
         pid=os.getpid(),
+        oar_job_id=os.environ.get("OAR_JOB_ID"),
         error=None,
     )
     return folder

@@ -4,6 +4,10 @@ Each folder holds a `status.json`, written atomically, with the run's parameters
 fingerprint and its state: running, interrupted, failed or done. Rerunning the same
 command finds the latest folder with the same fingerprint and, unless it is done,
 reuses it so that the notebook's trainings resume from their checkpoints.
+
+A running run also keeps `heartbeat.json` fresh (host, pid, OAR job id, time). Run folders
+may sit on NFS, shared by the nodes of a Grid'5000 site: a run started on another host is
+taken for alive while its heartbeat is recent, so two jobs never write the same folder.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from coursekit.checkpoint import write_json
 from coursekit.tracking import METRICS_FILE
 
 STATUS_FILE = "status.json"
+HEARTBEAT_FILE = "heartbeat.json"
+HEARTBEAT_S = 30.0  # seconds between two heartbeats of a running run
+STALE_S = 120.0  # a heartbeat older than this (4 missed beats) is a dead run's
 STATES = ("running", "interrupted", "failed", "done")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*")
 
@@ -59,18 +66,48 @@ def write_status(folder: Path, **changes: Any) -> dict[str, Any]:
     return status
 
 
-def _alive_here(status: dict[str, Any]) -> bool:
-    if status.get("host") != socket.gethostname() or not status.get("pid"):
-        return False
-    if status["pid"] == os.getpid():
-        return False
+def read_heartbeat(folder: Path) -> dict[str, Any] | None:
+    """Return the folder's last heartbeat (host, pid, oar_job_id, time), or None."""
     try:
-        os.kill(status["pid"], 0)
+        return json.loads((folder / HEARTBEAT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_heartbeat(folder: Path) -> None:
+    """Record that this process, on this host (in this OAR job), is writing the run now."""
+    beat = {"host": socket.gethostname(), "pid": os.getpid(),
+            "oar_job_id": os.environ.get("OAR_JOB_ID"), "time": time.time()}  # fmt: skip
+    write_json(beat, folder / HEARTBEAT_FILE)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # a live process of another user
         return True
     return True
+
+
+def live_writer(folder: Path, status: dict[str, Any]) -> str | None:
+    """Return who is still writing this running run (host, pid, OAR job), or None if nobody.
+
+    On this host the process itself is checked. On another host (a run folder on NFS) only
+    the heartbeat can tell: the writer is alive while its heartbeat is under STALE_S old.
+    """
+    if status.get("state") != "running":
+        return None
+    host, pid, job = status.get("host"), status.get("pid"), status.get("oar_job_id")
+    if host == socket.gethostname():
+        alive = bool(pid) and pid != os.getpid() and _pid_alive(pid)
+    else:
+        beat = read_heartbeat(folder) or {}
+        alive = time.time() - float(beat.get("time", 0.0)) < STALE_S
+    if not alive:
+        return None
+    return f"pid {pid} on {host}" + (f", OAR job {job}" if job else "")
 
 
 def _statuses(root: Path, notebook: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
@@ -87,7 +124,8 @@ def find_resumable(root: Path, notebook: str, fingerprint_: str) -> Path | None:
     """Return the latest unfinished run folder with this fingerprint, or None.
 
     None also when the latest such run is done: running the same command again then
-    starts a new run. Raises RunError if that run is still alive on this machine.
+    starts a new run. Raises RunError if that run is still being written, here or on
+    another host (see `live_writer`).
     """
     matching = [
         (f, s) for f, s in _statuses(root, notebook) if s.get("fingerprint") == fingerprint_
@@ -97,10 +135,13 @@ def find_resumable(root: Path, notebook: str, fingerprint_: str) -> Path | None:
     folder, status = matching[-1]
     if status.get("state") == "done":
         return None
-    if status.get("state") == "running" and _alive_here(status):
+    writer = live_writer(folder, status)
+    if writer is not None:
+        job = status.get("oar_job_id")
+        stop = f"oardel {job}" if job else f"kill {status.get('pid')} on {status.get('host')}"
         raise RunError(
-            f"the same run is already going on in {folder} (pid {status['pid']}); wait for it, "
-            f"stop it (kill {status['pid']}), or pass --fresh to start a separate run"
+            f"the same run is already going on in {folder} ({writer}); wait for it, "
+            f"stop it ({stop}), or pass --fresh to start a separate run"
         )
     return folder
 
