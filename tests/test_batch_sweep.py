@@ -131,7 +131,9 @@ def test_a_killed_workers_trial_is_failed_and_run_again(tmp_path, monkeypatch, s
     assert doomed.state == TrialState.RUNNING  # left behind, and counted by the budget
 
     monkeypatch.setattr("coursekit.tuning.GRACE_S", 1)  # instead of waiting two minutes
-    time.sleep(1.5)
+    # SQLite's clock (CURRENT_TIMESTAMP) counts whole seconds: after 2.5 s the heartbeat is
+    # at least 2 s old on it, so the trial is stale at the first check, not at a later one.
+    time.sleep(2.5)
     restarted = open_study("killed", storage)  # a new job on the same study
     assert run_trials(restarted, lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, 3) == 3
 
