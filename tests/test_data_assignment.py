@@ -182,3 +182,22 @@ def test_matrix_loader_covers_every_sample_once(small3):
     key = lambda t: sorted(map(tuple, t.flatten(1).tolist()))  # noqa: E731
     assert key(seen) == key(torch.from_numpy(small3.distances))
     assert len(A.MatrixLoader(small3, batch_size=64, drop_last=True)) == len(small3) // 64
+
+
+def test_smoke_data_goes_to_a_marked_fixture_root(tmp_data, monkeypatch):
+    # Generated first in a fresh clone, it must mark the folder, or the image fixtures that
+    # come next would refuse an unmarked, non-empty folder.
+    from coursekit.data.fixtures import ensure_fixtures, is_fixture_root
+
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    A.ensure_dataset(2, "train", [2, 2, 2], seed=0)
+    assert is_fixture_root(tmp_data / "fixtures")
+    assert ensure_fixtures() == tmp_data / "fixtures"
+
+
+def test_smoke_data_refuses_an_unmarked_folder(tmp_data, monkeypatch):
+    (tmp_data / "fixtures").mkdir()
+    (tmp_data / "fixtures" / "real.bin").write_bytes(b"\0")
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    with pytest.raises(ValueError, match="COURSEKIT_FIXTURE marker"):
+        A.dataset_dir()

@@ -43,7 +43,8 @@ from scipy.optimize import linear_sum_assignment
 
 from coursekit.checkpoint import atomic_write
 from coursekit.data.errors import DatasetFormatError, DatasetMissingError
-from coursekit.settings import data_root, fixture_root, smoke_mode
+from coursekit.data.fixtures import claim_fixture_root
+from coursekit.settings import data_root, smoke_mode
 
 RESOLUTIONS = (1, 2, 3, 4, 5, 10, 15, 20, 30)
 PUBLIC_PER_GROUP = 15000  # public recipe, 2 DOAs: (3000, 5000, 15000) x 5, 3, 1 pairs
@@ -314,7 +315,7 @@ def _from_arrays(files: dict[str, np.ndarray], path: Path) -> AssignmentData:
 
 def dataset_dir() -> Path:
     """Return where generated splits live: `<data>/hungarian` (fixture root in smoke mode)."""
-    return (fixture_root() if smoke_mode() else data_root()) / "hungarian"
+    return (claim_fixture_root() if smoke_mode() else data_root()) / "hungarian"
 
 
 def dataset_path(max_doas: int, split: str, sample_range: Sequence[int], seed: int) -> Path:

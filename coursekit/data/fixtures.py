@@ -339,8 +339,12 @@ def _cifar_complete(root: Path) -> bool:
     return all((root / CIFAR_FOLDER / f).is_file() for f in CIFAR_FILES)
 
 
-def ensure_fixtures(root: Path | None = None) -> Path:
-    """Write any missing MNIST, FashionMNIST and CIFAR-10 fixtures and the marker; return root."""
+def claim_fixture_root(root: Path | None = None) -> Path:
+    """Return the fixture root (default: settings.fixture_root()), marked as synthetic.
+
+    Every writer of generated data in smoke mode goes through it, so that the folder is
+    marked before anything lands in it: an unmarked non-empty folder is refused.
+    """
     root = Path(root).expanduser() if root is not None else settings.fixture_root()
     if root.exists() and any(root.iterdir()) and not is_fixture_root(root):
         # Writing fake MNIST files next to real ones would mix synthetic and real data.
@@ -350,6 +354,12 @@ def ensure_fixtures(root: Path | None = None) -> Path:
             "at an empty or fixture folder."
         )
     write_marker(root)
+    return root
+
+
+def ensure_fixtures(root: Path | None = None) -> Path:
+    """Write any missing MNIST, FashionMNIST and CIFAR-10 fixtures and the marker; return root."""
+    root = claim_fixture_root(root)
     for name in MNIST_NAMES:
         if not _mnist_complete(root, name):
             write_mnist_fixture(root, name=name)
