@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -240,3 +241,15 @@ def test_sigterm_handler_is_only_active_during_the_run(tmp_path):
     run_notebook(hello, smoke=True, out=tmp_path)
     assert signal.getsignal(signal.SIGTERM) is before
     assert os.environ.get("COURSEKIT_RUN_DIR") is None
+
+
+def test_tuple_parameters_reach_the_notebook_as_sequences_not_strings():
+    from papermill.translators import PythonTranslator
+
+    from coursekit.batch.runner import papermill_values
+
+    given = {"subset": (10000, 2000), "nested": {"a": [1, (2, 3)]}, "name": "x", "n": None}
+    injected = {k: PythonTranslator.translate(v) for k, v in papermill_values(given).items()}
+    assert ast.literal_eval(injected["subset"]) == [10000, 2000]
+    assert ast.literal_eval(injected["nested"]) == {"a": [1, [2, 3]]}
+    assert injected["name"] == '"x"' and injected["n"] == "None"

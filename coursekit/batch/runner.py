@@ -84,13 +84,26 @@ def _kernel_env(folder: Path, smoke: bool) -> dict[str, str]:
     return env
 
 
+def papermill_values(value: Any) -> Any:
+    """Return value with every tuple turned into a list, at any depth.
+
+    papermill writes a tuple into the injected cell as the *string* "(1, 2)" (its Python
+    translator knows lists, dicts and scalars only); a list stays a list literal.
+    """
+    if isinstance(value, tuple | list):
+        return [papermill_values(v) for v in value]
+    if isinstance(value, dict):
+        return {k: papermill_values(v) for k, v in value.items()}
+    return value
+
+
 def _papermill(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
     import papermill
 
     papermill.execute_notebook(
         str(notebook),
         str(output),
-        parameters=parameters,
+        parameters=papermill_values(parameters),
         cwd=str(notebook.parent),
         progress_bar=False,
         stdout_file=sys.stderr,
