@@ -1,0 +1,405 @@
+"""Notebook 06: ball detection (colours, then colours + boxes) and ball-position forecasting.
+
+`DetectorConfig` / `ForecastConfig` name everything one training depends on;
+`run_detector` / `run_forecaster` train one through `coursekit.train.fit` (checkpoint after
+every epoch, a finished one is loaded) and return (model, History). `detector_scores` and
+`forecast_scores` give the interpretable numbers of a split; the baselines and the
+autoregressive rollout are here too. Every setting is compared on the validation split;
+the test split is read once, at the end of the notebook.
+
+Targets are normalized boxes (pixels / BOX_SCALE); the losses are the report's: BCE on
+the 9 colour logits (x bce_scale when boxes are learned too) + MSE on the boxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coursekit.checkpoint import config_name
+from coursekit.data.balls import (
+    BOX_SCALE,
+    N_COLORS,
+    BallImages,
+    BallSequences,
+    present_boxes,
+    tensor_batches,
+)
+from coursekit.models.balls import (
+    FAST_LAYERS,
+    LAYOUTS,
+    BallDetector,
+    Forecaster,
+    decode,
+    predicted_colors,
+)
+from coursekit.models.box_metrics import (
+    COCO_THRESHOLDS,
+    colour_set_accuracy,
+    mean_average_precision,
+    mean_iou,
+)
+from coursekit.settings import get_device, seed_everything
+from coursekit.train import History, fit
+
+EVAL_BATCH = 512
+
+# --- detection -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One detector training: layout 'colors' (task 1a), 'nine' or 'three' (task 1b)."""
+
+    layout: str = "nine"
+    layers: tuple = FAST_LAYERS
+    dropout: float = 0.0
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 32
+    epochs: int = 10
+    bce_scale: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    label: str = "detector"
+
+    @property
+    def name(self) -> str:
+        """Return the checkpoint name, unique to what is learned."""
+        return config_name(f"balls_{self.layout}", self)
+
+
+def scale() -> torch.Tensor:
+    """Return BOX_SCALE as a float32 tensor (4,)."""
+    return torch.tensor(BOX_SCALE, dtype=torch.float32)
+
+
+def image_tensors(data: BallImages, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (images uint8 (n, 3, 100, 100), presence float32 (n, 9)) of the indexed images."""
+    images = torch.from_numpy(data.images[index]).permute(0, 3, 1, 2).contiguous()
+    return images, torch.from_numpy(data.presence[index])
+
+
+def detector_targets(data: BallImages, index: np.ndarray, layout: str) -> torch.Tensor:
+    """Return float32 (n, 9 + 4K): presence, then K normalized boxes of the layout."""
+    presence = torch.from_numpy(data.presence[index])
+    if layout == "colors":
+        return presence
+    boxes = data.boxes[index]
+    if layout == "three":
+        boxes = present_boxes(boxes, data.presence[index])
+    normalized = torch.from_numpy(np.ascontiguousarray(boxes)) / scale()
+    return torch.cat([presence, normalized.flatten(1)], dim=1)
+
+
+def detection_loss(layout: str, bce_scale: float = 0.1) -> Callable:
+    """Return loss(output, target): BCE on colours, or bce_scale * BCE + MSE on the boxes."""
+
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        bce = F.binary_cross_entropy_with_logits(output[:, :N_COLORS], target[:, :N_COLORS])
+        if layout == "colors":
+            return bce
+        return bce_scale * bce + F.mse_loss(output[:, N_COLORS:], target[:, N_COLORS:])
+
+    return loss
+
+
+def set_accuracy_metric(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return the exact colour-set accuracy of a batch (a `fit` metric)."""
+    return colour_set_accuracy(output[:, :N_COLORS], target[:, :N_COLORS])
+
+
+def run_detector(
+    config: DetectorConfig,
+    data: BallImages,
+    splits: dict[str, np.ndarray],
+    *,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
+    verbose: bool = True,
+    model: nn.Module | None = None,
+) -> tuple[nn.Module, History]:
+    """Return (trained detector, History) of one config on splits 'train' and 'val'.
+
+    model: a network to train instead of `BallDetector(config.layers, ...)` (the notebook's
+    hand-written one); the seed is set before either is built.
+    """
+    seed_everything(config.seed)
+    device = get_device(config.device)
+    if model is None:
+        model = BallDetector(config.layers, config.layout, config.dropout)
+    loaders = {
+        split: tensor_batches(
+            image_tensors(data, splits[split])[0],
+            detector_targets(data, splits[split], config.layout),
+            batch_size=config.batch_size if split == "train" else EVAL_BATCH,
+            shuffle=split == "train",
+        )
+        for split in ("train", "val")
+    }  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = fit(
+        model, loaders["train"], loaders["val"], epochs=config.epochs, optimizer=optimizer,
+        loss_fn=detection_loss(config.layout, config.bce_scale), device=device,
+        metrics={"set_acc": set_accuracy_metric}, checkpoint=checkpoint, restart=retrain,
+        verbose=verbose,
+    )  # fmt: skip
+    return model, history
+
+
+@torch.no_grad()
+def predict_batches(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
+    """Return the model's outputs on x (first axis N), in eval mode, batch by batch, on CPU."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = torch.cat([model(x[i : i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+    model.train(was_training)
+    return out
+
+
+def detector_scores(
+    model: nn.Module, data: BallImages, index: np.ndarray, layout: str
+) -> dict[str, Any]:
+    """Return the split's numbers: set_acc, colour_acc, and for boxes mean_iou, map50,
+    map50_95; plus 'probs' (n, 9) and 'boxes' (n, 9, 4) in pixels for the figures."""
+    images, presence = image_tensors(data, index)
+    output = predict_batches(model, images)
+    scores = {
+        "set_acc": colour_set_accuracy(output[:, :N_COLORS], presence).item(),
+        "colour_acc": ((output[:, :N_COLORS] > 0) == (presence > 0.5)).float().mean().item(),
+    }
+    if layout == "colors":
+        return {**scores, "probs": output.sigmoid()}
+    probs, boxes = decode(output, layout)
+    true = torch.from_numpy(data.boxes[index])
+    return {
+        **scores,
+        "mean_iou": mean_iou(boxes, true, presence),
+        "map50": mean_average_precision(probs, boxes, presence, true),
+        "map50_95": mean_average_precision(probs, boxes, presence, true, COCO_THRESHOLDS),
+        "probs": probs,
+        "boxes": boxes,
+    }
+
+
+def top3_set_accuracy(probs: torch.Tensor, presence: torch.Tensor) -> float:
+    """Return the fraction of images whose 3 most probable colours are exactly the true set."""
+    truth = presence.topk(3, dim=1).indices.sort(dim=1).values
+    return (predicted_colors(probs) == truth).all(dim=1).float().mean().item()
+
+
+# --- forecasting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """One forecaster training: MLP widths, activation, dropout, residual, optimizer."""
+
+    hidden: tuple[int, ...] = (512, 256, 128, 128)
+    activation: str = "tanh"
+    dropout: float = 0.0
+    residual: str = "none"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 30
+    seed: int = 0
+    device: str = "auto"
+    label: str = "forecaster"
+
+    @property
+    def name(self) -> str:
+        """Return the checkpoint name, unique to what is learned."""
+        return config_name("balls_forecast", self)
+
+
+def sequence_boxes(data: BallSequences, index: np.ndarray) -> np.ndarray:
+    """Return float32 (n, T, 3, 4): the boxes in pixels of the 3 balls, colour order."""
+    return present_boxes(data.boxes[index], data.presence[index]).astype(np.float32)
+
+
+def forecast_inputs(context: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+    """Return x (n, T * 12 + 9): context boxes (n, T, 3, 4) in pixels, normalized, + presence."""
+    return torch.cat([(context / scale()).flatten(1), presence], dim=1)
+
+
+def forecast_tensors(
+    data: BallSequences, index: np.ndarray, context: int = 19
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (x (n, 19 * 12 + 9), y (n, 3, 4) normalized boxes of the next step)."""
+    boxes = torch.from_numpy(sequence_boxes(data, index))
+    presence = torch.from_numpy(data.presence[index])
+    return forecast_inputs(boxes[:, :context], presence), boxes[:, context] / scale()
+
+
+def last_position(context: torch.Tensor) -> torch.Tensor:
+    """Return the baseline 'last position': the boxes (n, 3, 4) of the last step of context."""
+    return context[:, -1]
+
+
+def constant_velocity(context: torch.Tensor) -> torch.Tensor:
+    """Return the baseline 'constant velocity': last + (last - previous), (n, 3, 4)."""
+    return 2 * context[:, -1] - context[:, -2]
+
+
+def centre_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Return the distance in pixels (...) between the centres of boxes pred and true (..., 4)."""
+    centre = lambda b: (b[..., :2] + b[..., 2:]) / 2  # noqa: E731
+    return (centre(pred) - centre(true)).norm(dim=-1)
+
+
+def model_predictor(model: nn.Module, presence: torch.Tensor) -> Callable:
+    """Return context (n, 19, 3, 4) pixels -> next boxes (n, 3, 4) pixels with the model."""
+
+    def predict(context: torch.Tensor) -> torch.Tensor:
+        return predict_batches(model, forecast_inputs(context, presence)).view(-1, 3, 4) * scale()
+
+    return predict
+
+
+def rollout(
+    predict: Callable[[torch.Tensor], torch.Tensor], boxes: torch.Tensor, context: int, horizon: int
+) -> torch.Tensor:
+    """Return (n, horizon, 3, 4): each step predicted from the `context` steps before it,
+    the earlier predictions included (autoregressive). boxes: (n, >= context, 3, 4) pixels."""
+    window = boxes[:, :context].clone()
+    steps = []
+    for _ in range(horizon):
+        nxt = predict(window)
+        steps.append(nxt)
+        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+    return torch.stack(steps, dim=1)
+
+
+def forecast_scores(
+    predictors: dict[str, Callable], boxes: torch.Tensor, context: int, horizon: int
+) -> dict[str, dict[str, Any]]:
+    """Return {method: {'step_error' (mean px at the first predicted step), 'ade', 'fde',
+    'by_horizon' (horizon,) mean px per step ahead}} of rollouts from `context` steps.
+
+    ade: mean centre error over the horizon and the balls; fde: at the last step.
+    """
+    true = boxes[:, context : context + horizon]
+    scores = {}
+    for name, predict in predictors.items():
+        error = centre_error(rollout(predict, boxes, context, horizon), true)  # (n, H, 3)
+        by_horizon = error.mean(dim=(0, 2))
+        scores[name] = {
+            "step_error": by_horizon[0].item(),
+            "ade": error.mean().item(),
+            "fde": by_horizon[-1].item(),
+            "by_horizon": by_horizon.numpy(),
+        }
+    return scores
+
+
+def make_forecaster(config: ForecastConfig, context: int = 19) -> Forecaster:
+    """Return the Forecaster of a config."""
+    return Forecaster(config.hidden, config.activation, config.dropout, config.residual, context)
+
+
+def run_forecaster(
+    config: ForecastConfig,
+    data: BallSequences,
+    splits: dict[str, np.ndarray],
+    *,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
+    verbose: bool = True,
+    model: nn.Module | None = None,
+    callback: Callable[[dict[str, float]], None] | None = None,
+) -> tuple[nn.Module, History]:
+    """Return (trained forecaster, History): MSE on normalized boxes, train and val splits.
+
+    model: a network to train instead of `make_forecaster(config)` (the seed is set first).
+    """
+    seed_everything(config.seed)
+    model = make_forecaster(config) if model is None else model
+    loaders = {
+        split: tensor_batches(
+            *forecast_tensors(data, splits[split]),
+            batch_size=config.batch_size if split == "train" else EVAL_BATCH,
+            shuffle=split == "train",
+        )
+        for split in ("train", "val")
+    }  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = fit(
+        model, loaders["train"], loaders["val"], epochs=config.epochs, optimizer=optimizer,
+        loss_fn=F.mse_loss, device=get_device(config.device), metrics={},
+        checkpoint=checkpoint, restart=retrain, verbose=verbose, callback=callback,
+    )  # fmt: skip
+    return model, history
+
+
+def suggest_forecast(trial: Any, base: ForecastConfig, epochs: int) -> ForecastConfig:
+    """Return the config an Optuna trial proposes: lr, weight decay, batch, dropout, widths."""
+    from dataclasses import replace
+
+    width = trial.suggest_categorical("width", [64, 128, 256, 512])
+    depth = trial.suggest_int("depth", 1, 4)
+    return replace(
+        base,
+        lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        weight_decay=trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
+        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        hidden=(width,) * depth,
+        epochs=epochs,
+        label=f"essai {trial.number}",
+    )
+
+
+def layout_size(layout: str) -> int:
+    """Return how many boxes a layout predicts (0 for colours only)."""
+    return LAYOUTS[layout]
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+def show_boxes(
+    ax: Any, image: np.ndarray, true: np.ndarray, presence: np.ndarray,
+    pred: np.ndarray | None = None, title: str = "",
+) -> None:  # fmt: skip
+    """Draw image (100, 100, 3) with its true boxes (9, 4) solid, predicted ones dashed.
+
+    presence (9,) selects the true boxes; predicted boxes are drawn where not NaN.
+    """
+    from matplotlib.patches import Rectangle
+
+    from coursekit.data.balls import RGB
+
+    ax.imshow(image)
+    for c in range(N_COLORS):
+        colour = RGB[c] / 255
+        for boxes, style, show in ((true, "-", presence[c] > 0.5), (pred, "--", pred is not None)):
+            if show and not np.isnan(boxes[c]).any():
+                x1, y1, x2, y2 = boxes[c]
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour,
+                                       ls=style, lw=1.2))  # fmt: skip
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def plot_trajectories(ax: Any, boxes: np.ndarray, colors: np.ndarray, title: str = "") -> None:
+    """Draw the centre paths of one sequence: boxes (T, 3, 4) pixels, colours (3,) indices."""
+    from coursekit.data.balls import RGB, SIZE
+
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+    for k in range(centres.shape[1]):
+        ax.plot(centres[:, k, 0], centres[:, k, 1], "-o", ms=2, color=RGB[colors[k]] / 255)
+        ax.plot(*centres[-1, k], "s", ms=6, mfc="none", color=RGB[colors[k]] / 255)
+    ax.set_xlim(0, SIZE)
+    ax.set_ylim(SIZE, 0)  # image convention: y goes down
+    ax.set_aspect("equal")
+    ax.set_facecolor((0.1, 0.1, 0.11))
+    ax.set_title(title, fontsize=9)

@@ -1,0 +1,191 @@
+"""Notebook 06: the ball detector (conv backbone + FC, layer lists) and the MLP forecaster.
+
+Layer lists follow the report's hyper-parameter spaces: ("conv", out_channels, kernel,
+stride=1, padding=kernel // 2), ("avgpool", kernel), ("fc", width); plus ("coords",),
+which appends 2 channels holding each pixel's x and y in [-1, 1] (CoordConv, Liu et al.
+2018), and ("globalmax",), the maximum of each channel over the image. Each conv is
+Conv2d -> ReLU -> BatchNorm2d (the report's order), each hidden fc Linear -> ReLU ->
+Dropout; a last Linear gives the outputs.
+
+Inputs are standardized with the pixel statistics of generated images (PIXEL_MEAN,
+PIXEL_STD): scaled to [0, 1] only, the mostly dark background gives the first layers
+features of variance ~1e-3, and BatchNorm's running variance, which starts at 1 and
+forgets it at 10 % per batch, stays several times too large for hundreds of batches, so
+the network in eval mode (validation, predictions) is far worse than in training.
+FAST_LAYERS ends with a global max: "is colour c anywhere" and, with the coordinate
+channels, "where are its extreme pixels" do not depend on where the ball is, so the
+detector learns them from a few thousand images instead of memorizing positions.
+
+Detector outputs (B, 9 + 4 * K): 9 colour logits, then K boxes normalized by BOX_SCALE.
+Layout "nine": K = 9, one box per colour (zeros for absent colours, as in the files);
+layout "three": K = 3, the boxes of the 3 present colours in colour order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from coursekit.data.balls import BOX_SCALE, N_BALLS, N_COLORS
+
+LAYOUTS = {"colors": 0, "three": N_BALLS, "nine": N_COLORS}  # boxes per output layout
+# The report's final backbone (its best hyperopt result), then a fast one for CPU.
+REPORT_LAYERS = (
+    ("conv", 4, 3, 1, 0), ("conv", 4, 3, 1, 0), ("conv", 4, 3, 1, 0), ("avgpool", 2),
+    ("conv", 16, 5, 1, 0), ("conv", 16, 5, 1, 0), ("avgpool", 2),
+    ("conv", 32, 5), ("conv", 32, 7), ("avgpool", 2), ("conv", 64, 5),
+)  # fmt: skip
+FAST_LAYERS = (("coords",), ("conv", 16, 5, 2), ("conv", 32, 3, 2), ("conv", 64, 3, 2),
+               ("conv", 64, 3, 2), ("globalmax",), ("fc", 256))  # fmt: skip
+# Mean and standard deviation of the pixels of generated images (uint8 scale), per channel.
+PIXEL_MEAN, PIXEL_STD = (26.4, 26.0, 29.7), (20.6, 17.8, 17.8)
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
+RESIDUALS = ("none", "last", "velocity")
+STEP = N_BALLS * 4  # values per time step in a forecaster input
+
+
+def output_size(layout: str) -> int:
+    """Return the detector's number of outputs for a layout: 9 + 4 * boxes."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    return N_COLORS + 4 * LAYOUTS[layout]
+
+
+def _conv(c_in: int, out: int, kernel: int, stride: int = 1, padding: int | None = None):
+    pad = kernel // 2 if padding is None else padding
+    return nn.Sequential(
+        nn.Conv2d(c_in, out, kernel, stride=stride, padding=pad), nn.ReLU(), nn.BatchNorm2d(out)
+    )
+
+
+class Coords(nn.Module):
+    """Append 2 channels to (B, C, H, W): x and y of each pixel, from -1 to 1 (CoordConv)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+        xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x, then y
+        return torch.cat([x, grid.expand(b, -1, -1, -1)], dim=1)
+
+
+def standardize(images: torch.Tensor) -> torch.Tensor:
+    """Return uint8 images (B, 3, H, W) as float32 with PIXEL_MEAN / PIXEL_STD removed."""
+    mean = torch.tensor(PIXEL_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() - mean) / std
+
+
+class BallDetector(nn.Module):
+    """Conv backbone + FC head from a layer list: images (B, 3, 100, 100) -> (B, outputs).
+
+    uint8 images are standardized inside (see `standardize`); float images are taken as
+    they are, already standardized.
+    """
+
+    def __init__(
+        self, layers: Sequence[tuple] = FAST_LAYERS, layout: str = "nine", dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.layout = layout
+        blocks: list[nn.Module] = []
+        channels, flat = 3, False
+        for kind, *args in layers:
+            if kind == "conv":
+                blocks.append(_conv(channels, *args))
+                channels = args[0]
+            elif kind == "avgpool":
+                blocks.append(nn.AvgPool2d(args[0]))
+            elif kind == "coords":
+                blocks.append(Coords())
+                channels += 2
+            elif kind == "globalmax":
+                blocks.append(nn.AdaptiveMaxPool2d(1))
+            elif kind == "fc":
+                if not flat:
+                    blocks.append(nn.Flatten())
+                    flat = True
+                blocks += [nn.LazyLinear(args[0]), nn.ReLU(), nn.Dropout(dropout)]
+            else:
+                raise ValueError(
+                    f"unknown layer kind {kind!r}; use conv, avgpool, coords, globalmax or fc"
+                )
+        if not flat:
+            blocks.append(nn.Flatten())
+        blocks.append(nn.LazyLinear(output_size(layout)))
+        self.layers = nn.Sequential(*blocks)
+        self.eval()  # materialize the lazy layers' weights now, BatchNorm statistics untouched
+        with torch.no_grad():
+            self(torch.zeros(1, 3, 100, 100))
+        self.train()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = standardize(x)
+        return self.layers(x)
+
+
+def predicted_colors(logits: torch.Tensor) -> torch.Tensor:
+    """Return (B, 3) the indices of the 3 highest colour logits (B, 9), in colour order."""
+    return logits.topk(N_BALLS, dim=1).indices.sort(dim=1).values
+
+
+def decode(output: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (colour probabilities (B, 9), boxes in pixels (B, 9, 4)) of detector outputs.
+
+    Layout "three": the 3 boxes go to the 3 most probable colours in colour order; the other
+    colours get NaN boxes (no detection). Layout "nine": every colour has its box.
+    """
+    logits = output[:, :N_COLORS]
+    scale = torch.tensor(BOX_SCALE, device=output.device)
+    k = LAYOUTS[layout]
+    boxes = output[:, N_COLORS:].reshape(len(output), k, 4) * scale
+    if layout == "nine":
+        return logits.sigmoid(), boxes
+    full = torch.full((len(output), N_COLORS, 4), float("nan"), device=output.device)
+    full.scatter_(1, predicted_colors(logits)[..., None].expand(-1, -1, 4), boxes)
+    return logits.sigmoid(), full
+
+
+class Forecaster(nn.Module):
+    """MLP: x (B, 19 * 12 + 9) = 19 steps of 3 normalized boxes, then presence -> (B, 3, 4).
+
+    residual "last": the network predicts the move from the last step; "velocity": the
+    change from the constant-velocity guess 2 * last - previous (its last layer starts at
+    zero, so the untrained network is that baseline); "none": the boxes.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (512, 256, 128, 128),
+        activation: str = "tanh",
+        dropout: float = 0.0,
+        residual: str = "none",
+        steps: int = 19,
+    ) -> None:
+        super().__init__()
+        if residual not in RESIDUALS:
+            raise ValueError(f"unknown residual {residual!r}; choose one of {RESIDUALS}")
+        self.residual, self.steps = residual, steps
+        layers: list[nn.Module] = []
+        width = steps * STEP + N_COLORS
+        for out in hidden:
+            layers += [nn.Linear(width, out), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            width = out
+        layers.append(nn.Linear(width, STEP))
+        if residual != "none":  # start exactly at the baseline the network corrects
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x).view(-1, N_BALLS, 4)
+        if self.residual == "none":
+            return out
+        last = x[:, (self.steps - 1) * STEP : self.steps * STEP].view(-1, N_BALLS, 4)
+        if self.residual == "last":
+            return last + out
+        previous = x[:, (self.steps - 2) * STEP : (self.steps - 1) * STEP].view(-1, N_BALLS, 4)
+        return 2 * last - previous + out

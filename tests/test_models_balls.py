@@ -1,0 +1,132 @@
+"""Notebook 06's networks and box metrics, on hand-made cases."""
+
+import math
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from coursekit.models.balls import (
+    FAST_LAYERS,
+    REPORT_LAYERS,
+    BallDetector,
+    Forecaster,
+    decode,
+    output_size,
+    standardize,
+)
+from coursekit.models.box_metrics import (
+    COCO_THRESHOLDS,
+    average_precision,
+    colour_set_accuracy,
+    mean_average_precision,
+    mean_iou,
+    paired_iou,
+)
+
+
+@pytest.mark.parametrize("layout,size", [("colors", 9), ("three", 21), ("nine", 45)])
+def test_detector_outputs_follow_the_layout(layout, size):
+    assert output_size(layout) == size
+    model = BallDetector(FAST_LAYERS, layout).eval()
+    images = torch.randint(0, 256, (2, 3, 100, 100), dtype=torch.uint8)
+    out = model(images)
+    assert out.shape == (2, size)
+    assert torch.allclose(out, model(standardize(images)))
+
+
+def test_building_leaves_batchnorm_statistics_untouched():
+    model = BallDetector(FAST_LAYERS, "nine")
+    assert model.training
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        assert int(bn.num_batches_tracked) == 0 and torch.all(bn.running_var == 1)
+
+
+def test_standardized_pixels_have_unit_scale():
+    from coursekit.data.balls import generate_images
+
+    x = standardize(torch.from_numpy(generate_images(50, seed=2).images).permute(0, 3, 1, 2))
+    assert x.mean(dim=(0, 2, 3)).abs().max() < 0.3
+    assert ((x.std(dim=(0, 2, 3)) - 1).abs() < 0.3).all()
+
+
+def test_the_report_backbone_builds():
+    assert BallDetector(REPORT_LAYERS, "nine")(torch.zeros(1, 3, 100, 100)).shape == (1, 45)
+    with pytest.raises(ValueError, match="layout"):
+        output_size("four")
+
+
+def test_decode_puts_three_boxes_on_the_three_most_probable_colours():
+    logits = torch.full((1, 9), -5.0)
+    logits[0, [7, 1, 4]] = torch.tensor([3.0, 2.0, 1.0])
+    boxes = torch.tensor([[0.1, 0.1, 0.2, 0.2], [0.3, 0.3, 0.4, 0.4], [0.5, 0.5, 0.6, 0.6]])
+    probs, full = decode(torch.cat([logits, boxes.view(1, 12)], dim=1), "three")
+    assert torch.isnan(full[0, [0, 2, 3, 5, 6, 8]]).all()
+    scale = torch.tensor([89.0, 88.0, 99.0, 99.0])
+    assert torch.allclose(full[0, 1], boxes[0] * scale)  # colours in colour order: 1, 4, 7
+    assert torch.allclose(full[0, 7], boxes[2] * scale)
+    assert torch.allclose(probs, logits.sigmoid())
+
+
+def test_velocity_residual_starts_from_the_constant_velocity_guess():
+    model = Forecaster(hidden=(8,), residual="velocity")  # untrained: exactly the baseline
+    x = torch.randn(5, 19 * 12 + 9)
+    steps = x[:, : 19 * 12].view(5, 19, 3, 4)
+    assert torch.allclose(model(x), 2 * steps[:, -1] - steps[:, -2])
+    assert Forecaster(hidden=(16, 8))(x).shape == (5, 3, 4)
+
+
+def test_paired_iou_is_the_diagonal_of_box_iou():
+    a = torch.rand(20, 2) * 50
+    b = torch.rand(20, 2) * 50
+    boxes_a = torch.cat([a, a + 10 + torch.rand(20, 2) * 10], dim=1)
+    boxes_b = torch.cat([b, b + 10 + torch.rand(20, 2) * 10], dim=1)
+    assert torch.allclose(paired_iou(boxes_a, boxes_b), box_iou(boxes_a, boxes_b).diagonal())
+
+
+def test_paired_iou_hand_cases():
+    box = torch.tensor([0.0, 0.0, 10.0, 10.0])
+    half = torch.tensor([5.0, 0.0, 15.0, 10.0])  # overlap 50, union 150
+    far = torch.tensor([20.0, 20.0, 30.0, 30.0])
+    nan = torch.full((4,), float("nan"))
+    got = paired_iou(torch.stack([box, box, box, box]), torch.stack([box, half, far, nan]))
+    assert torch.allclose(got, torch.tensor([1.0, 1 / 3, 0.0, 0.0]))
+
+
+def test_colour_set_accuracy_needs_the_exact_set():
+    presence = torch.tensor([[1.0, 1, 1, 0, 0, 0, 0, 0, 0]] * 2)
+    logits = torch.where(presence > 0, 4.0, -4.0)
+    logits[1, 3] = 1.0  # one extra colour: the whole set is wrong
+    assert colour_set_accuracy(logits, presence).item() == 0.5
+
+
+def test_average_precision_hand_cases():
+    assert average_precision([0.9, 0.8], [True, True], 2) == 1.0
+    # ranks: TP, FP, TP -> precision 1 at recall 1/2, 2/3 at recall 1
+    assert math.isclose(average_precision([0.9, 0.8, 0.7], [True, False, True], 2), 0.5 + 1 / 3)
+    assert math.isclose(average_precision([0.9], [True], 4), 0.25)  # 3 balls never detected
+    # precision is made non-increasing: FP first then TP gives 1/2 over the whole recall
+    assert math.isclose(average_precision([0.9, 0.8], [False, True], 1), 0.5)
+    assert math.isnan(average_precision([], [], 0))
+
+
+def test_map_and_mean_iou_on_perfect_and_shifted_boxes():
+    presence = torch.zeros(2, 9)
+    presence[0, [0, 1, 2]] = 1
+    presence[1, [2, 3, 4]] = 1
+    true = torch.zeros(2, 9, 4)
+    true[presence > 0] = torch.tensor([10.0, 10.0, 20.0, 20.0])
+    scores = presence * 0.8 + 0.1
+    assert mean_average_precision(scores, true, presence, true, COCO_THRESHOLDS) == 1.0
+    shifted = true.clone()
+    shifted[..., [0, 2]] += 2.0  # IoU 80 / 120 = 2/3 with the true box
+    assert math.isclose(mean_iou(shifted, true, presence), 2 / 3, rel_tol=1e-6)
+    assert mean_average_precision(scores, shifted, presence, true) == 1.0  # @0.5
+    passed = sum(t <= 2 / 3 for t in COCO_THRESHOLDS) / len(COCO_THRESHOLDS)
+    assert math.isclose(
+        mean_average_precision(scores, shifted, presence, true, COCO_THRESHOLDS), passed
+    )
+    no_box = true.clone()
+    no_box[0, 0] = float("nan")  # ball of colour 0 not detected: IoU 0, AP of colour 0 is 0
+    assert math.isclose(mean_iou(no_box, true, presence), 5 / 6, rel_tol=1e-6)
+    assert math.isclose(mean_average_precision(scores, no_box, presence, true), 4 / 5)
