@@ -6,13 +6,19 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
+from coursekit.data.balls import BOX_SCALE
 from coursekit.models.balls import (
     FAST_LAYERS,
+    HEATMAP_LAYERS,
     REPORT_LAYERS,
     BallDetector,
     Forecaster,
+    HeatmapHead,
+    cell_centres,
     decode,
+    head_output,
     output_size,
+    soft_argmax,
     standardize,
 )
 from coursekit.models.box_metrics import (
@@ -25,10 +31,11 @@ from coursekit.models.box_metrics import (
 )
 
 
+@pytest.mark.parametrize("layers", [FAST_LAYERS, HEATMAP_LAYERS], ids=["fast", "heatmap"])
 @pytest.mark.parametrize("layout,size", [("colors", 9), ("three", 21), ("nine", 45)])
-def test_detector_outputs_follow_the_layout(layout, size):
+def test_detector_outputs_follow_the_layout(layers, layout, size):
     assert output_size(layout) == size
-    model = BallDetector(FAST_LAYERS, layout).eval()
+    model = BallDetector(layers, layout).eval()
     images = torch.randint(0, 256, (2, 3, 100, 100), dtype=torch.uint8)
     out = model(images)
     assert out.shape == (2, size)
@@ -54,6 +61,74 @@ def test_the_report_backbone_builds():
     assert BallDetector(REPORT_LAYERS, "nine")(torch.zeros(1, 3, 100, 100)).shape == (1, 45)
     with pytest.raises(ValueError, match="layout"):
         output_size("four")
+
+
+def test_the_heatmap_layer_must_end_the_list_on_a_feature_map():
+    with pytest.raises(ValueError, match="last"):
+        BallDetector((("conv", 8, 3, 4), ("heatmap",), ("fc", 16)))
+    with pytest.raises(ValueError, match="feature map"):
+        BallDetector((("conv", 8, 3, 4), ("fc", 16), ("heatmap",)))
+    with pytest.raises(ValueError, match="layout"):
+        BallDetector(HEATMAP_LAYERS, "four")
+
+
+def test_cell_centres_are_pixel_centres_of_stride_4_cells():
+    assert torch.allclose(cell_centres(25)[[0, 1, 24]], torch.tensor([2.0, 6.0, 98.0]))
+    assert torch.allclose(cell_centres(100)[:2], torch.tensor([0.5, 1.5]))  # stride 1: pixels
+
+
+@pytest.mark.parametrize("i,j", [(0, 0), (3, 17), (24, 24), (12, 5)])
+def test_soft_argmax_of_a_one_hot_heatmap_is_that_cell(i, j):
+    heat = torch.full((1, 2, 25, 25), -1e4)
+    heat[0, 0, i, j] = 0.0
+    heat[0, 1, j, i] = 0.0  # the transposed cell in a second channel
+    values = torch.arange(625.0).view(1, 1, 25, 25).expand(1, 2, 25, 25)
+    x, y, v = soft_argmax(heat, values)
+    assert torch.allclose(x, torch.tensor([[4 * j + 2.0, 4 * i + 2.0]]))
+    assert torch.allclose(y, torch.tensor([[4 * i + 2.0, 4 * j + 2.0]]))
+    assert torch.allclose(v, torch.tensor([[25.0 * i + j, 25.0 * j + i]]))
+
+
+def test_soft_argmax_of_two_equal_peaks_is_their_midpoint():
+    heat = torch.full((1, 1, 25, 25), -1e4)
+    heat[0, 0, 5, 5] = heat[0, 0, 5, 15] = 0.0
+    x, y = soft_argmax(heat)
+    assert torch.allclose(x, torch.tensor([[42.0]])) and torch.allclose(y, torch.tensor([[22.0]]))
+
+
+def test_heatmap_head_reads_the_box_at_the_peak():
+    head = HeatmapHead(36)
+    with torch.no_grad():  # the 1x1 conv passes its 36 input maps through
+        head.conv.weight.copy_(torch.eye(36).view(36, 36, 1, 1))
+        head.conv.bias.zero_()
+    maps = torch.zeros(1, 4, 9, 25, 25)  # heatmap, dx, dy, radius per colour
+    maps[:, 0] = -1e4
+    maps[0, 0, 2, 10, 7] = 3.0  # colour 2 at cell (row 10, column 7): centre (30, 42)
+    maps[0, 1:3, 2, 10, 7] = torch.tensor([0.5, -1.0])  # offsets: centre (30.5, 41)
+    maps[0, 3, 2] = 5.0
+    logits, boxes = head(maps.view(1, 36, 25, 25))
+    assert logits[0, 2] == 3.0 and logits.shape == (1, 9) and boxes.shape == (1, 9, 4)
+    expected = torch.tensor([25.5, 36.0, 35.5, 46.0]) / torch.tensor(BOX_SCALE)
+    assert torch.allclose(boxes[0, 2], expected)
+
+
+def test_untrained_heatmap_head_guesses_the_mean_ball_size():
+    model = BallDetector(HEATMAP_LAYERS, "nine").eval()
+    _, boxes = model.head(model.layers(torch.zeros(2, 3, 100, 100)))
+    pixels = boxes * torch.tensor(BOX_SCALE)
+    assert torch.allclose(pixels[..., 2] - pixels[..., 0], torch.tensor(10.5), atol=1e-4)
+
+
+def test_head_output_gates_nine_boxes_and_gathers_three():
+    logits = torch.full((1, 9), -20.0)
+    logits[0, [6, 1, 3]] = 20.0
+    boxes = torch.arange(36.0).view(1, 9, 4)
+    nine = head_output(logits, boxes, "nine")[0, 9:].view(9, 4)
+    assert torch.allclose(nine[[1, 3, 6]], boxes[0, [1, 3, 6]])  # present: the box
+    assert nine[[0, 2, 4, 5, 7, 8]].abs().max() < 1e-6  # absent: zeros, as in the files
+    three = head_output(logits, boxes, "three")
+    assert torch.equal(three[0, 9:].view(3, 4), boxes[0, [1, 3, 6]])  # colour order
+    assert torch.equal(head_output(logits, boxes, "colors"), logits)
 
 
 def test_decode_puts_three_boxes_on_the_three_most_probable_colours():

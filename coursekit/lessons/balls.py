@@ -33,7 +33,7 @@ from coursekit.data.balls import (
     tensor_batches,
 )
 from coursekit.models.balls import (
-    FAST_LAYERS,
+    HEATMAP_LAYERS,
     LAYOUTS,
     BallDetector,
     Forecaster,
@@ -59,7 +59,7 @@ class DetectorConfig:
     """One detector training: layout 'colors' (task 1a), 'nine' or 'three' (task 1b)."""
 
     layout: str = "nine"
-    layers: tuple = FAST_LAYERS
+    layers: tuple = HEATMAP_LAYERS
     dropout: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 1e-5

@@ -3,7 +3,8 @@
 Layer lists follow the report's hyper-parameter spaces: ("conv", out_channels, kernel,
 stride=1, padding=kernel // 2), ("avgpool", kernel), ("fc", width); plus ("coords",),
 which appends 2 channels holding each pixel's x and y in [-1, 1] (CoordConv, Liu et al.
-2018), and ("globalmax",), the maximum of each channel over the image. Each conv is
+2018), ("globalmax",), the maximum of each channel over the image, and ("heatmap",), the
+per-colour heatmap head (HeatmapHead), which ends the list in place of fc. Each conv is
 Conv2d -> ReLU -> BatchNorm2d (the report's order), each hidden fc Linear -> ReLU ->
 Dropout; a last Linear gives the outputs.
 
@@ -14,7 +15,11 @@ forgets it at 10 % per batch, stays several times too large for hundreds of batc
 the network in eval mode (validation, predictions) is far worse than in training.
 FAST_LAYERS ends with a global max: "is colour c anywhere" and, with the coordinate
 channels, "where are its extreme pixels" do not depend on where the ball is, so the
-detector learns them from a few thousand images instead of memorizing positions.
+detector learns them from a few thousand images instead of memorizing positions. It finds
+colours but not boxes: after the max, where the ball is must be rebuilt from extreme
+coordinates, and a flatten head memorizes positions. HEATMAP_LAYERS keeps a stride-4 map
+(25 x 25) and ends with HeatmapHead: one heatmap per colour, whose soft-argmax is the
+centre, so a position is read where the ball is and learns from every ball at once.
 
 Detector outputs (B, 9 + 4 * K): 9 colour logits, then K boxes normalized by BOX_SCALE.
 Layout "nine": K = 9, one box per colour (zeros for absent colours, as in the files);
@@ -28,7 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from coursekit.data.balls import BOX_SCALE, N_BALLS, N_COLORS
+from coursekit.data.balls import BOX_SCALE, N_BALLS, N_COLORS, SIZE
 
 LAYOUTS = {"colors": 0, "three": N_BALLS, "nine": N_COLORS}  # boxes per output layout
 # The report's final backbone (its best hyperopt result), then a fast one for CPU.
@@ -39,6 +44,9 @@ REPORT_LAYERS = (
 )  # fmt: skip
 FAST_LAYERS = (("coords",), ("conv", 16, 5, 2), ("conv", 32, 3, 2), ("conv", 64, 3, 2),
                ("conv", 64, 3, 2), ("globalmax",), ("fc", 256))  # fmt: skip
+# Stride 4 (25 x 25 cells of 4 pixels); receptive field 17 pixels, more than a ball (<= 12).
+HEATMAP_LAYERS = (("conv", 16, 5, 2), ("conv", 32, 3, 2), ("conv", 32, 3), ("heatmap",))
+MEAN_RADIUS = 5.25  # middle of the RADIUS range of generated balls: the head's first guess
 # Mean and standard deviation of the pixels of generated images (uint8 scale), per channel.
 PIXEL_MEAN, PIXEL_STD = (26.4, 26.0, 29.7), (20.6, 17.8, 17.8)
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
@@ -71,6 +79,69 @@ class Coords(nn.Module):
         return torch.cat([x, grid.expand(b, -1, -1, -1)], dim=1)
 
 
+def cell_centres(n: int, size: float = SIZE) -> torch.Tensor:
+    """Return (n,) the pixel coordinates of the centres of n equal cells spanning size pixels.
+
+    Pixel j spans [j, j + 1] (as the boxes do), so cell k of a stride-s map is s * (k + 0.5).
+    """
+    return (torch.arange(n, dtype=torch.float32) + 0.5) * (size / n)
+
+
+def soft_argmax(logits: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Return (x, y, *averages), each (B, K): the softmax-weighted mean position in pixels of
+    logits (B, K, h, w), then of each values map (B, K, h, w) under the same weights."""
+    b, k, h, w = logits.shape
+    weights = logits.flatten(2).softmax(-1).view(b, k, h, w)
+    xs = cell_centres(w).to(logits)
+    ys = cell_centres(h).to(logits)
+    x = (weights.sum(2) * xs).sum(-1)  # marginal over rows, then the expected column
+    y = (weights.sum(3) * ys).sum(-1)
+    return (x, y, *((weights * v).sum((2, 3)) for v in values))
+
+
+class HeatmapHead(nn.Module):
+    """Feature map (B, C, h, w) -> (colour logits (B, 9), boxes (B, 9, 4) normalized).
+
+    A 1x1 conv gives per colour 4 maps: a heatmap, x and y offsets and a radius (pixels).
+    Presence logit: the heatmap's maximum over space (a logsumexp would start every logit at
+    log(h * w), all colours "present"). Centre: soft-argmax of the heatmap plus
+    the offsets, radius: the radius map, both averaged with the same softmax weights, so the
+    box is read where the colour is. Box: centre +- radius, divided by BOX_SCALE.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 4 * N_COLORS, 1)
+        with torch.no_grad():  # start from the mean ball: zero offsets, the mean radius
+            self.conv.weight[N_COLORS:].zero_()
+            self.conv.bias[N_COLORS:].zero_()
+            self.conv.bias[3 * N_COLORS :].fill_(MEAN_RADIUS)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heat, dx, dy, radius = self.conv(x).chunk(4, dim=1)  # each (B, 9, h, w)
+        cx, cy, ox, oy, r = soft_argmax(heat, dx, dy, radius)
+        cx, cy = cx + ox, cy + oy
+        boxes = torch.stack([cx - r, cy - r, cx + r, cy + r], dim=-1)
+        scale = torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
+        return heat.flatten(2).amax(-1), boxes / scale
+
+
+def head_output(logits: torch.Tensor, boxes: torch.Tensor, layout: str) -> torch.Tensor:
+    """Return (B, 9 + 4K) in the layout's order from logits (B, 9) and boxes (B, 9, 4).
+
+    "nine": each box times its colour's probability, detached, so absent colours give the
+    zeros of the files without their MSE reaching (and fighting) the box maps; "three": the
+    boxes of the 3 most probable colours, colour order (what `decode` expects).
+    """
+    if layout == "colors":
+        return logits
+    if layout == "nine":
+        picked = boxes * logits.detach().sigmoid()[..., None]
+    else:
+        picked = boxes.gather(1, predicted_colors(logits)[..., None].expand(-1, -1, 4))
+    return torch.cat([logits, picked.flatten(1)], dim=1)
+
+
 def standardize(images: torch.Tensor) -> torch.Tensor:
     """Return uint8 images (B, 3, H, W) as float32 with PIXEL_MEAN / PIXEL_STD removed."""
     mean = torch.tensor(PIXEL_MEAN, device=images.device).view(1, 3, 1, 1)
@@ -79,21 +150,27 @@ def standardize(images: torch.Tensor) -> torch.Tensor:
 
 
 class BallDetector(nn.Module):
-    """Conv backbone + FC head from a layer list: images (B, 3, 100, 100) -> (B, outputs).
+    """Conv backbone + FC or heatmap head from a layer list: images (B, 3, 100, 100) ->
+    (B, outputs).
 
     uint8 images are standardized inside (see `standardize`); float images are taken as
     they are, already standardized.
     """
 
     def __init__(
-        self, layers: Sequence[tuple] = FAST_LAYERS, layout: str = "nine", dropout: float = 0.0
+        self, layers: Sequence[tuple] = HEATMAP_LAYERS, layout: str = "nine", dropout: float = 0.0
     ) -> None:
         super().__init__()
         self.layout = layout
         blocks: list[nn.Module] = []
         channels, flat = 3, False
+        self.head: HeatmapHead | None = None
         for kind, *args in layers:
-            if kind == "conv":
+            if self.head is not None:
+                raise ValueError("the heatmap layer must come last")
+            if kind == "heatmap":
+                self.head = HeatmapHead(channels)
+            elif kind == "conv":
                 blocks.append(_conv(channels, *args))
                 channels = args[0]
             elif kind == "avgpool":
@@ -110,11 +187,15 @@ class BallDetector(nn.Module):
                 blocks += [nn.LazyLinear(args[0]), nn.ReLU(), nn.Dropout(dropout)]
             else:
                 raise ValueError(
-                    f"unknown layer kind {kind!r}; use conv, avgpool, coords, globalmax or fc"
+                    f"unknown layer kind {kind!r}; use conv, avgpool, coords, globalmax, fc "
+                    "or heatmap"
                 )
-        if not flat:
-            blocks.append(nn.Flatten())
-        blocks.append(nn.LazyLinear(output_size(layout)))
+        if self.head is None:
+            blocks += ([] if flat else [nn.Flatten()]) + [nn.LazyLinear(output_size(layout))]
+        elif flat:
+            raise ValueError("the heatmap layer needs a feature map: no fc before it")
+        else:
+            output_size(layout)  # an unknown layout fails here, not at the first forward
         self.layers = nn.Sequential(*blocks)
         self.eval()  # materialize the lazy layers' weights now, BatchNorm statistics untouched
         with torch.no_grad():
@@ -124,7 +205,8 @@ class BallDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = standardize(x)
-        return self.layers(x)
+        x = self.layers(x)
+        return x if self.head is None else head_output(*self.head(x), self.layout)
 
 
 def predicted_colors(logits: torch.Tensor) -> torch.Tensor:
