@@ -1,5 +1,6 @@
 """Notebooks are committed clean: valid nbformat, no outputs, a papermill parameters cell."""
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,10 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_clean(path):
+    raw = json.loads(path.read_text())
+    # nbformat >= 4.5 wants an id per cell; reading fills missing ones and only warns.
+    no_id = [i for i, c in enumerate(raw["cells"]) if "id" not in c]
+    assert not no_id, f"{path.name}: cells {no_id} have no id; rewrite it with nbformat.write"
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
