@@ -135,3 +135,23 @@ def test_box_detector_scores_have_every_metric(images):
     for key in ("set_acc", "colour_acc", "mean_iou", "map50", "map50_95"):
         assert 0.0 <= scores[key] <= 1.0
     assert scores["boxes"].shape == (32, 9, 4)
+
+
+def test_show_boxes_draws_predictions_only_for_colours_predicted_present():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    presence = np.zeros(9, dtype=np.float32)
+    presence[[1, 4, 7]] = 1
+    true = np.zeros((9, 4), dtype=np.float32)
+    true[[1, 4, 7]] = [10, 10, 20, 20]
+    pred = np.full((9, 4), 0.5, dtype=np.float32)  # layout "nine": tiny boxes everywhere
+    pred[[1, 4, 7]] = [11, 11, 21, 21]
+    probs = presence * 0.9 + 0.05
+    fig, ax = plt.subplots()
+    lb.show_boxes(ax, np.zeros((100, 100, 3), np.uint8), true, presence, pred, pred_probs=probs)
+    dashed = [p for p in ax.patches if p.get_linestyle() == "--"]
+    assert len(ax.patches) == 6 and len(dashed) == 3
+    plt.close(fig)

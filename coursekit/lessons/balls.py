@@ -368,12 +368,16 @@ def layout_size(layout: str) -> int:
 
 def show_boxes(
     ax: Any, image: np.ndarray, true: np.ndarray, presence: np.ndarray,
-    pred: np.ndarray | None = None, title: str = "",
+    pred: np.ndarray | None = None, title: str = "", pred_probs: np.ndarray | None = None,
 ) -> None:  # fmt: skip
     """Draw image (100, 100, 3) with its true boxes (9, 4) solid, predicted ones dashed.
 
-    presence (9,) selects the true boxes; predicted boxes are drawn where not NaN.
+    presence (9,) selects the true boxes; predicted boxes are drawn where not NaN and, when
+    pred_probs (9,) is given, only for the colours predicted present (probability > 0.5):
+    layout "nine" outputs a (shrunken) box for every colour.
     """
+    if pred is not None and pred_probs is not None:
+        pred = np.where((pred_probs > 0.5)[:, None], pred, np.nan)
     from matplotlib.patches import Rectangle
 
     from coursekit.data.balls import RGB
