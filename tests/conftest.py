@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from coursekit.data.fixtures import ensure_fixtures
 
@@ -63,3 +64,13 @@ def toy_study() -> Callable:
         return study
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one CPU thread: for the small models of the tests, threads cost more than
+    they give (several times slower when other jobs share the 2 cores of CI)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

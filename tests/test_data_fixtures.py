@@ -147,16 +147,6 @@ def test_write_mnist_fixture_rejects_unknown_name(tmp_path: Path) -> None:
         write_mnist_fixture(tmp_path, name="KMNIST")
 
 
-@pytest.fixture
-def one_thread():
-    """Run torch on one CPU thread: for a model this small, threads cost more than they give
-    (several times slower when other jobs share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.usefixtures("one_thread")
 def test_lenet_learns_the_mnist_fixture(fixture_data: Path) -> None:
     train = datasets.MNIST(fixture_data, train=True)

@@ -26,15 +26,6 @@ def data(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> lesson
     return lesson.load_audio(fixture_data, cache_dir=tmp_path_factory.mktemp("audio_cache"))
 
 
-@pytest.fixture
-def one_thread():
-    """One CPU thread: for models this small, threads cost more than they give."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_config_checks_its_fields():
     assert AudioConfig(channels=[8, 16]).channels == (8, 16)
     for bad, match in (({"split": "kfold"}, "split"), ({"normalize": "none"}, "normalize"),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from coursekit.data.audio import load_waveforms, logmel
 from coursekit.lessons import audio as lesson
@@ -23,15 +22,6 @@ QUICK = AudioConfig(epochs=6, batch_size=16, lr=3e-3, channels=(8, 16), hidden=3
 def data(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> lesson.AudioData:
     """Return the audio fixture's AudioData (features cached in a temporary folder)."""
     return lesson.load_audio(fixture_data, cache_dir=tmp_path_factory.mktemp("audio_cache"))
-
-
-@pytest.fixture
-def one_thread():
-    """One CPU thread: for models this small, threads cost more than they give."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_pair_images_matches_digits_reproducibly():

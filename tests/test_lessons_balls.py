@@ -85,16 +85,6 @@ def test_forecaster_learns_and_beats_the_last_position(sequences, tmp_path):
     assert h2.rows == history.rows  # a finished checkpoint is loaded, not trained again
 
 
-@pytest.fixture
-def one_thread():
-    # On this course's shared 2-core machines, one thread trained these small batches about
-    # 3x faster than two (the threads wait on each other and on the other processes).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_colour_detector_generalizes_to_held_out_images(one_thread):
     # Measured on images it never saw, in eval mode, as the notebook does. Before the
     # fix (inputs /255, BatchNorm running variance far too large, a flatten head that
