@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,27 @@ def evaluate(
     if totals.count == 0:
         raise ValueError("evaluate() got an empty loader: there is nothing to measure")
     return totals.means()
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 256
+) -> torch.Tensor:
+    """Return the model's outputs on inputs (first axis N), in eval mode, batch by batch, on CPU.
+
+    inputs: one tensor, or several (N, ...) tensors given to the model together as a tuple
+    (a multimodal model); a sequence of one tensor is the same as that tensor.
+    """
+    parts = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(parts[0]), batch_size):
+        batch = [t[start : start + batch_size].to(device) for t in parts]
+        out.append(model(batch[0] if len(batch) == 1 else tuple(batch)).cpu())
+    model.train(was_training)
+    return torch.cat(out)
 
 
 def train_epoch(

@@ -14,6 +14,7 @@ from coursekit.data.fixtures import AUDIO_SPEAKERS
 from coursekit.lessons import audio as lesson
 from coursekit.lessons import audio_transforms as tf
 from coursekit.lessons.audio import AudioConfig
+from coursekit.train import predict
 
 SPEAKERS = sorted(AUDIO_SPEAKERS)
 QUICK = AudioConfig(epochs=6, batch_size=16, lr=3e-3, channels=(8, 16), hidden=32,
@@ -152,7 +153,7 @@ def test_run_learns_the_fixture_and_reloads_its_checkpoint(data, tmp_path: Path,
     again, reloaded = lesson.run(QUICK, checkpoint=checkpoint, data=data, verbose=False)
     assert reloaded.rows == history.rows
     parts = lesson.prepare(QUICK, data)
-    logits = lesson.predict(again, [parts["x_eval"]])
+    logits = predict(again, [parts["x_eval"]])
     assert lesson.accuracy_of(logits, parts["y_eval"]) == pytest.approx(history["val_acc"][-1])
 
 
@@ -165,7 +166,7 @@ def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):
     assert parts["x_train"].shape[1:] == (2, bands.stop - bands.start, data.mel.n_frames)
     assert bands.stop - bands.start < data.mel.n_mels
     assert history["lr"] == pytest.approx([3e-3, 2.25e-3, 0.75e-3])  # cosine over 3 epochs
-    assert lesson.predict(model, [parts["x_eval"]]).shape == (len(parts["y_eval"]), 10)
+    assert predict(model, [parts["x_eval"]]).shape == (len(parts["y_eval"]), 10)
 
 
 def test_speaker_runs_hold_out_each_speaker(data, tmp_path: Path, one_thread):

@@ -9,7 +9,7 @@ from coursekit.checkpoint import load_checkpoint
 from coursekit.data import load_splits
 from coursekit.models import LeNet5
 from coursekit.settings import seed_everything
-from coursekit.train import EarlyStopping, History, evaluate, fit
+from coursekit.train import EarlyStopping, History, evaluate, fit, predict
 
 LOSS_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
@@ -271,3 +271,28 @@ def test_time_budget_runs_the_epochs_that_fit_and_not_the_next(monkeypatch, budg
     # Epochs of 1 s: a 3rd ends at 3 s, within each budget; a 4th would end at 4 s, past it.
     assert history["seconds"] == [1.0, 1.0, 1.0]
     assert history.stopped_reason == "time budget" and sum(history["seconds"]) <= budget
+
+
+def test_predict_batches_in_eval_mode_and_restores_the_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
+    x = torch.randn(10, 4)
+    out = predict(model, x, batch_size=3)
+    assert model.training  # the caller's mode is given back
+    model.eval()
+    torch.testing.assert_close(out, model(x))
+    torch.testing.assert_close(predict(model, [x], batch_size=4), out)
+
+
+def test_predict_gives_several_inputs_together():
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, xs):
+            a, b = xs
+            return self.w * (a + b)
+
+    a, b = torch.arange(6.0).view(6, 1), torch.ones(6, 1)
+    torch.testing.assert_close(predict(Pair(), [a, b], batch_size=4), a + b)

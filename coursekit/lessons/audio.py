@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
-from torch import nn
 
 from coursekit.checkpoint import config_name
 from coursekit.data.audio import (
@@ -372,19 +371,6 @@ def run(
     history = fit(model, train, val, epochs=config.epochs, optimizer=optimizer, device=device,
                   scheduler=scheduler, checkpoint=checkpoint, restart=retrain, verbose=verbose)
     return model, history
-
-
-@torch.no_grad()
-def predict(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size: int = 256
-            ) -> torch.Tensor:
-    """Return the logits (N, C) of `model` on inputs (each (N, ...)), in eval mode, on CPU."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(inputs[0]), batch_size):
-        part = [t[start : start + batch_size].to(device) for t in inputs]
-        out.append(model(part[0] if len(part) == 1 else tuple(part)).cpu())
-    return torch.cat(out)
 
 
 def accuracy_of(logits: torch.Tensor, y: torch.Tensor) -> float:

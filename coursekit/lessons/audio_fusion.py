@@ -28,14 +28,13 @@ from coursekit.lessons.audio import (
     Batches,
     augmenter,
     make_model,
-    predict,
     prepare,
     run,
 )
 from coursekit.metrics import confusion_matrix
 from coursekit.models.fusion import FeatureFusion, ImageCNN, late_fusion
 from coursekit.settings import get_device, seed_everything
-from coursekit.train import History, fit
+from coursekit.train import History, fit, predict
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 

@@ -47,7 +47,7 @@ from coursekit.models.box_metrics import (
     mean_iou,
 )
 from coursekit.settings import get_device, seed_everything
-from coursekit.train import History, fit
+from coursekit.train import History, fit, predict
 
 EVAL_BATCH = 512
 
@@ -154,24 +154,13 @@ def run_detector(
     return model, history
 
 
-@torch.no_grad()
-def predict_batches(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """Return the model's outputs on x (first axis N), in eval mode, batch by batch, on CPU."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = torch.cat([model(x[i : i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
-    model.train(was_training)
-    return out
-
-
 def detector_scores(
     model: nn.Module, data: BallImages, index: np.ndarray, layout: str
 ) -> dict[str, Any]:
     """Return the split's numbers: set_acc, colour_acc, and for boxes mean_iou, map50,
     map50_95; plus 'probs' (n, 9) and 'boxes' (n, 9, 4) in pixels for the figures."""
     images, presence = image_tensors(data, index)
-    output = predict_batches(model, images)
+    output = predict(model, images, EVAL_BATCH)
     scores = {
         "set_acc": colour_set_accuracy(output[:, :N_COLORS], presence).item(),
         "colour_acc": ((output[:, :N_COLORS] > 0) == (presence > 0.5)).float().mean().item(),
@@ -259,21 +248,23 @@ def centre_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 def model_predictor(model: nn.Module, presence: torch.Tensor) -> Callable:
     """Return context (n, 19, 3, 4) pixels -> next boxes (n, 3, 4) pixels with the model."""
 
-    def predict(context: torch.Tensor) -> torch.Tensor:
-        return predict_batches(model, forecast_inputs(context, presence)).view(-1, 3, 4) * scale()
+    def next_boxes(context: torch.Tensor) -> torch.Tensor:
+        out = predict(model, forecast_inputs(context, presence), EVAL_BATCH)
+        return out.view(-1, 3, 4) * scale()
 
-    return predict
+    return next_boxes
 
 
 def rollout(
-    predict: Callable[[torch.Tensor], torch.Tensor], boxes: torch.Tensor, context: int, horizon: int
+    predictor: Callable[[torch.Tensor], torch.Tensor], boxes: torch.Tensor, context: int,
+    horizon: int,
 ) -> torch.Tensor:
     """Return (n, horizon, 3, 4): each step predicted from the `context` steps before it,
     the earlier predictions included (autoregressive). boxes: (n, >= context, 3, 4) pixels."""
     window = boxes[:, :context].clone()
     steps = []
     for _ in range(horizon):
-        nxt = predict(window)
+        nxt = predictor(window)
         steps.append(nxt)
         window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
     return torch.stack(steps, dim=1)
@@ -289,8 +280,8 @@ def forecast_scores(
     """
     true = boxes[:, context : context + horizon]
     scores = {}
-    for name, predict in predictors.items():
-        error = centre_error(rollout(predict, boxes, context, horizon), true)  # (n, H, 3)
+    for name, predictor in predictors.items():
+        error = centre_error(rollout(predictor, boxes, context, horizon), true)  # (n, H, 3)
         by_horizon = error.mean(dim=(0, 2))
         scores[name] = {
             "step_error": by_horizon[0].item(),

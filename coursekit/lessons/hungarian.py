@@ -62,7 +62,7 @@ from coursekit.models.assignment_metrics import AssignmentScores, cell_weights
 from coursekit.models.hnet import DeepHungarianNet, HNet, three_outputs
 from coursekit.models.measure import count_parameters
 from coursekit.settings import REPO_ROOT, get_device, runs_dir, seed_everything, smoke_mode
-from coursekit.train import EarlyStopping, History, fit
+from coursekit.train import EarlyStopping, History, fit, predict
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -227,16 +227,9 @@ def make_loss(config: HungarianConfig, train_labels: torch.Tensor) -> Assignment
     return AssignmentLoss(config.weights, config.loss, pos, alpha, config.gamma)
 
 
-@torch.no_grad()
 def predict_logits(model: nn.Module, data: AssignmentData, batch: int = EVAL_BATCH) -> torch.Tensor:
     """Return the logits (N, M, M) of `model` on every matrix of `data`, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    x, _ = data.tensors()
-    out = torch.cat([model(x[i : i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
-    model.train(was_training)
-    return out
+    return predict(model, data.tensors()[0], batch)
 
 
 def score(model: nn.Module, data: AssignmentData, weights: torch.Tensor) -> dict[str, float]:
