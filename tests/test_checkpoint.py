@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from coursekit import checkpoint as ck
-from coursekit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from coursekit.checkpoint import CheckpointError, atomic_dir, load_checkpoint, save_checkpoint
 from coursekit.lessons.mnist_loss import MnistLossConfig
 
 
@@ -71,3 +71,16 @@ def test_atomic_files_get_the_mode_of_a_plain_open(tmp_path):
     finally:
         ck.os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by the group, as open() would do
+
+
+def test_atomic_dir_is_all_or_nothing(tmp_path):
+    target = tmp_path / "set"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.wav").write_bytes(b"1")
+        raise RuntimeError("crash halfway")
+    assert not target.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
+    with atomic_dir(target) as tmp:
+        (tmp / "a.wav").write_bytes(b"1")
+    with atomic_dir(target) as tmp:  # an existing folder is replaced as a whole
+        (tmp / "b.wav").write_bytes(b"2")
+    assert [p.name for p in target.iterdir()] == ["b.wav"] and len(list(tmp_path.iterdir())) == 1

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
-import shutil
 import struct
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from coursekit import settings
-from coursekit.checkpoint import atomic_write
+from coursekit.checkpoint import atomic_dir, atomic_write
 from coursekit.data.formats import (
     CIFAR_CLASSES,
     CIFAR_FILES,
@@ -508,9 +506,7 @@ def write_fsdd_fixture(
     folder = Path(root) / FSDD_FOLDER / FSDD_RECORDINGS
     folder.parent.mkdir(parents=True, exist_ok=True)
     write_marker(root)
-    tmp = folder.parent / f".recordings.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.mkdir()  # a plain mkdir gets the umask's permissions (mkdtemp's would be owner-only)
-    try:
+    with atomic_dir(folder) as tmp:
         for s_i, (name, voice) in enumerate(AUDIO_SPEAKERS.items()):
             for digit in range(10):
                 for index in range(indices):
@@ -520,12 +516,6 @@ def write_fsdd_fixture(
                     buffer = io.BytesIO()
                     sf.write(buffer, wave, AUDIO_FIXTURE_RATE, subtype="PCM_16", format="WAV")
                     (tmp / f"{digit}_{name}_{index}.wav").write_bytes(buffer.getvalue())
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

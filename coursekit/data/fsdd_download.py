@@ -11,12 +11,11 @@ import hashlib
 import os
 import shutil
 import urllib.request
-import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from coursekit import settings
-from coursekit.checkpoint import atomic_write
+from coursekit.checkpoint import atomic_dir, atomic_write
 from coursekit.data.audio import NAME, missing_message
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
 from coursekit.data.formats import (
@@ -95,19 +94,10 @@ def extract_recordings(
             raise DatasetFormatError(
                 f"{archive} holds {len(members)} recordings, expected {expected_files}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
-        tmp.mkdir()  # a plain mkdir gets the umask's permissions (mkdtemp's are owner-only)
-        try:
+        with atomic_dir(target) as tmp:  # target is absent or empty (checked above)
             for info, inner in members:
                 with zf.open(info) as src, open(tmp / inner.name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-            if target.exists():
-                target.rmdir()
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target
 
 
