@@ -126,6 +126,10 @@ def test_ensure_sequences_in_smoke_mode_writes_under_the_fixture_root(tmp_path, 
     seqs, source = balls.ensure_sequences(5, seed=0)
     assert source == "generated" and len(seqs) == 5
     assert (tmp_path / "fixtures" / balls.SEQUENCES_FOLDER / "seq_bb_00004.npy").exists()
+    again, source = balls.ensure_sequences(5, seed=0)  # read back from the files
+    assert source == "generated" and np.array_equal(again.boxes, seqs.boxes)
+    assert set(again.physics) == set(seqs.physics)  # hidden parameters redrawn from the seed
+    assert all(np.array_equal(again.physics[k], seqs.physics[k]) for k in seqs.physics)
 
 
 def test_split_indices_are_disjoint_and_cover_everything():

@@ -85,6 +85,40 @@ def test_forecaster_learns_and_beats_the_last_position(sequences, tmp_path):
     assert h2.rows == history.rows  # a finished checkpoint is loaded, not trained again
 
 
+def test_simulator_forecast_knows_what_is_predictable(sequences):
+    boxes = torch.from_numpy(lb.sequence_boxes(sequences, np.arange(300)))
+    physics = {k: v[:300] for k, v in sequences.physics.items()}
+    error = lambda pred: lb.centre_error(pred, boxes[:, 19]).mean().item()  # noqa: E731
+    velocity = error(lb.constant_velocity(boxes[:, :19]))
+    known = error(lb.simulator_forecast(boxes[:, :19], physics))
+    guessed = error(lb.simulator_forecast(boxes[:, :19], physics, ("mass", "restitution")))
+    assert known < 0.3 * velocity  # the same physics, one step: only the last move's
+    assert known < guessed < velocity  # collisions inside it blur the speed read
+    with pytest.raises(ValueError, match="unknown"):
+        lb.simulator_forecast(boxes[:, :19], physics, ("radius",))
+
+
+def test_absolute_error_keeps_the_free_flights_precise(sequences, one_thread):
+    # ForecastConfig's claim: trained on the square error the network hedges on the rare
+    # collisions and loses the common case; on the absolute error it keeps it. Measured on
+    # held-out sequences, by the median distance (the typical, collision-free step).
+    split = balls.split_indices(len(sequences), seed=0)
+    boxes = torch.from_numpy(lb.sequence_boxes(sequences, split["val"]))
+    presence = torch.from_numpy(sequences.presence[split["val"]])
+    median = {}
+    for loss in ("mse", "l1"):
+        config = lb.ForecastConfig(hidden=(128, 128), residual="velocity", inputs="moves",
+                                   loss=loss, epochs=4, device="cpu")  # fmt: skip
+        model, history = lb.run_forecaster(config, sequences, split, checkpoint=None,
+                                           verbose=False)  # fmt: skip
+        assert history["val_loss"][-1] < history["val_loss"][0]
+        pred = lb.model_predictor(model, presence)(boxes[:, :19])
+        median[loss] = lb.centre_error(pred, boxes[:, 19]).median().item()
+    assert median["l1"] < 0.5 * median["mse"]
+    with pytest.raises(ValueError, match="loss"):
+        lb.forecast_loss("huber")
+
+
 def test_colour_detector_generalizes_to_held_out_images(one_thread):
     # Measured on images it never saw, in eval mode, as the notebook does. Before the
     # fix (inputs /255, BatchNorm running variance far too large, a flatten head that
@@ -92,7 +126,9 @@ def test_colour_detector_generalizes_to_held_out_images(one_thread):
     # the constant guess's 0.64, while training accuracy rose.
     data = balls.generate_images(640, seed=1)
     split = balls.split_indices(len(data), (0.75, 0.125, 0.125), seed=0)
-    config = lb.DetectorConfig(layout="colors", layers=FAST_LAYERS, lr=3e-3, epochs=3,
+    # 5 epochs: after 3, validation set accuracy was 0.03 to 0.43 by seed (and CPU: the
+    # same seed passed on one machine, failed on another); after 5, 0.40 to 0.76.
+    config = lb.DetectorConfig(layout="colors", layers=FAST_LAYERS, lr=3e-3, epochs=5,
                                batch_size=16, device="cpu")  # fmt: skip
     model, history = lb.run_detector(config, data, split, checkpoint=None, verbose=False)
     prior = F.binary_cross_entropy(torch.full((1, 9), 1 / 3), torch.ones(1, 9) / 3).item()

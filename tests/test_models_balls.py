@@ -10,6 +10,7 @@ from coursekit.data.balls import BOX_SCALE
 from coursekit.models.balls import (
     FAST_LAYERS,
     HEATMAP_LAYERS,
+    MOVE_SCALE,
     REPORT_LAYERS,
     BallDetector,
     Forecaster,
@@ -149,6 +150,22 @@ def test_velocity_residual_starts_from_the_constant_velocity_guess():
     steps = x[:, : 19 * 12].view(5, 19, 3, 4)
     assert torch.allclose(model(x), 2 * steps[:, -1] - steps[:, -2])
     assert Forecaster(hidden=(16, 8))(x).shape == (5, 3, 4)
+
+
+def test_moves_inputs_hold_the_last_step_and_the_moves():
+    steps = torch.arange(19.0)[None, :, None].expand(2, 19, 12) * 0.01  # moves 0.01 per step
+    presence = torch.zeros(2, 9)
+    presence[:, [0, 4, 8]] = 1
+    x = torch.cat([steps.flatten(1), presence], dim=1)
+    model = Forecaster(hidden=(8,), residual="velocity", inputs="moves")
+    seen = model.features(x)
+    assert seen.shape == (2, 12 + 18 * 12 + 9)
+    assert torch.allclose(seen[:, :12], steps[:, -1])
+    assert torch.allclose(seen[:, 12:-9], torch.full((2, 18 * 12), 0.01 * MOVE_SCALE))
+    assert torch.equal(seen[:, -9:], presence)
+    assert torch.allclose(model(x), 2 * steps[:, -1].view(2, 3, 4) - steps[:, -2].view(2, 3, 4))
+    with pytest.raises(ValueError, match="inputs"):
+        Forecaster(inputs="speeds")
 
 
 def test_paired_iou_is_the_diagonal_of_box_iou():

@@ -218,18 +218,31 @@ def simulate(
     angle = rng.uniform(0, 2 * np.pi, size=(n, N_BALLS))
     speed = rng.uniform(*SPEED, size=(n, N_BALLS))
     vel = np.stack([np.cos(angle), np.sin(angle)], axis=-1) * speed[..., None]
-    keep = (1 - DRAG * physics["friction"]) ** (1 / SUBSTEPS)
     out = np.empty((n, steps, N_BALLS, 2))
     out[:, 0] = pos
     for t in range(1, steps):
-        for _ in range(SUBSTEPS):
-            vel *= keep[..., None]
-            pos += vel / SUBSTEPS
-            _collide(pos, vel, radius, physics["mass"], physics["restitution"])
-            _walls(pos, vel, radius, physics["restitution"])
-        # A collision push can still leave a disc a hair past a wall: keep boxes in the image.
-        out[:, t] = np.clip(pos, radius[..., None], SIZE - radius[..., None])
+        out[:, t] = advance(pos, vel, radius, physics)
     return out, physics
+
+
+def substep_keep(friction: np.ndarray) -> np.ndarray:
+    """Return the share of the speed kept at each substep for a friction (any shape)."""
+    return (1 - DRAG * friction) ** (1 / SUBSTEPS)
+
+
+def advance(
+    pos: np.ndarray, vel: np.ndarray, radius: np.ndarray, physics: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Move pos, vel (n, 3, 2) one recorded step in place; return the centres (n, 3, 2) as
+    recorded. physics: mass, friction, restitution, each (n, 3)."""
+    keep = substep_keep(physics["friction"])[..., None]
+    for _ in range(SUBSTEPS):
+        vel *= keep
+        pos += vel / SUBSTEPS
+        _collide(pos, vel, radius, physics["mass"], physics["restitution"])
+        _walls(pos, vel, radius, physics["restitution"])
+    # A collision push can still leave a disc a hair past a wall: keep boxes in the image.
+    return np.clip(pos, radius[..., None], SIZE - radius[..., None])
 
 
 def generate_sequences(n: int, seed: int = 0, steps: int = STEPS) -> BallSequences:
@@ -385,7 +398,10 @@ def _ensure(folder: Path, kind: str, n: int, seed: int, make, write, read):
     if has_files and marker is None:
         return read(folder, limit=n), "original"
     if marker == wanted:
-        return read(folder), "generated"
+        data = read(folder)
+        if kind == "sequences":  # the course's files hold no hidden parameters: redraw them
+            data.physics = make(n, seed).physics
+        return data, "generated"
     if marker is not None:
         _clear_generated(folder)
     data = make(n, seed)

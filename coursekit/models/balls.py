@@ -51,6 +51,8 @@ MEAN_RADIUS = 5.25  # middle of the RADIUS range of generated balls: the head's 
 PIXEL_MEAN, PIXEL_STD = (26.4, 26.0, 29.7), (20.6, 17.8, 17.8)
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 RESIDUALS = ("none", "last", "velocity")
+INPUTS = ("boxes", "moves")
+MOVE_SCALE = 50.0  # moves (normalized boxes per step, ~0.02) times this are ~1, as tanh wants
 STEP = N_BALLS * 4  # values per time step in a forecaster input
 
 
@@ -237,6 +239,9 @@ class Forecaster(nn.Module):
     residual "last": the network predicts the move from the last step; "velocity": the
     change from the constant-velocity guess 2 * last - previous (its last layer starts at
     zero, so the untrained network is that baseline); "none": the boxes.
+    inputs "boxes": the MLP reads x as it is; "moves": it reads the last step's boxes and
+    the 18 moves between steps (times MOVE_SCALE), the same information, but a velocity or a
+    deceleration is then one input, not a difference of two nearly equal ones.
     """
 
     def __init__(
@@ -246,11 +251,14 @@ class Forecaster(nn.Module):
         dropout: float = 0.0,
         residual: str = "none",
         steps: int = 19,
+        inputs: str = "boxes",
     ) -> None:
         super().__init__()
         if residual not in RESIDUALS:
             raise ValueError(f"unknown residual {residual!r}; choose one of {RESIDUALS}")
-        self.residual, self.steps = residual, steps
+        if inputs not in INPUTS:
+            raise ValueError(f"unknown inputs {inputs!r}; choose one of {INPUTS}")
+        self.residual, self.steps, self.inputs = residual, steps, inputs
         layers: list[nn.Module] = []
         width = steps * STEP + N_COLORS
         for out in hidden:
@@ -262,8 +270,16 @@ class Forecaster(nn.Module):
             nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return what the MLP reads of x (B, steps * 12 + 9): see `inputs`."""
+        if self.inputs == "boxes":
+            return x
+        boxes = x[:, : self.steps * STEP].view(-1, self.steps, STEP)
+        moves = (boxes[:, 1:] - boxes[:, :-1]) * MOVE_SCALE
+        return torch.cat([boxes[:, -1], moves.flatten(1), x[:, self.steps * STEP :]], dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x).view(-1, N_BALLS, 4)
+        out = self.net(self.features(x)).view(-1, N_BALLS, 4)
         if self.residual == "none":
             return out
         last = x[:, (self.steps - 1) * STEP : self.steps * STEP].view(-1, N_BALLS, 4)
