@@ -75,3 +75,20 @@ def test_freq_warp_is_identity_at_factor_one_and_moves_peaks():
     warped = tf.freq_warp(x, 0.3, centres, generator)
     peaks = warped[:, 0, :, 0].argmax(1)
     assert warped.shape == x.shape and (peaks != 20).any()
+
+
+def test_trim_silence_moves_the_word_to_frame_zero():
+    x = torch.full((2, 3, 12), -80.0)
+    x[0, :, 4:7] = 0.0  # a word on frames 4..6, silence around it
+    x[0, 1, 8] = -50.0  # a quiet click: 50 dB under the word, cut at 30 dB
+    x[1, :, 0:10] = -10.0  # a recording that is all word (10 real frames)
+    x[1, :, 10:] = 5.0  # padding louder than the word: not read, it is not real audio
+    out, lengths = tf.trim_silence(x, torch.tensor([12, 10]), below_db=30)
+    assert lengths.tolist() == [3, 10]
+    assert torch.equal(out[0, :, :3], torch.zeros(3, 3))
+    assert (out[0, :, 3:] == -80.0).all()  # the rest is the recording's minimum
+    assert torch.equal(out[1, :, :10], x[1, :, :10])
+    kept, _ = tf.trim_silence(x, torch.tensor([12, 10]), below_db=40)
+    assert torch.equal(kept, out)  # -50 is 50 dB under: still cut at 40 dB
+    _, longer = tf.trim_silence(x, torch.tensor([12, 10]), below_db=60)
+    assert longer.tolist() == [5, 10]  # at 60 dB the click counts as sound

@@ -42,6 +42,7 @@ from coursekit.lessons.audio_transforms import (
     freq_warp,
     time_shift,
     time_stretch,
+    trim_silence,
     utterance_normalize,
     with_deltas,
 )
@@ -122,6 +123,8 @@ class AudioConfig:
     min_hz, max_hz: keep only the mel bands centred in [min_hz, max_hz] (max_hz None: up to
       Nyquist): a band-limited input ignores what differs most between microphones (rumble
       below 100 Hz, the top band some recordings lose to their anti-aliasing filter);
+    trim_db: cut each recording's leading and trailing frames more than trim_db under its
+      loudest one (0 = off), so every word starts at frame 0 (`trim_silence`);
     fill_time: stretch each recording's real frames over the whole length (duration
       normalization: every word lasts the same number of frames, whatever the speaking rate);
     deltas: add the time derivative of the spectrogram as a second input channel;
@@ -147,6 +150,7 @@ class AudioConfig:
     normalize: str = "global"
     min_hz: float = 0.0
     max_hz: float | None = None
+    trim_db: float = 0.0
     fill_time: bool = False
     deltas: bool = False
     lifter: int = 0
@@ -332,6 +336,8 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
 
     def norm(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Return the network's input (N, C, F', T) of log-mels x (N, F, T)."""
+        if config.trim_db > 0:
+            x, lengths = trim_silence(x, lengths, config.trim_db)
         x = fitted(smooth(x), lengths)
         if config.fill_time:
             x = fill_time(x, lengths)
