@@ -61,15 +61,17 @@ def main() -> None:
             print(f"[{name}] simulator, unknown {list(unknown) or 'none'}: {errors(pred, truth)} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     base = lb.ForecastConfig(epochs=args.epochs, device="cpu")
+    velocity = {"residual": "velocity"}
     variants = {
         "report MLP (MSE)": {},
-        "residual (MSE)": {"residual": "velocity"},
-        "residual, L1": {"residual": "velocity", "loss": "l1"},
-        "residual, L1, moves": {"residual": "velocity", "loss": "l1", "inputs": "moves"},
-        "residual, L1, moves, symmetries": {"residual": "velocity", "loss": "l1",
-                                            "inputs": "moves", "augment": True,
-                                            "schedule": "cosine",
-                                            "epochs": args.symmetry_epochs},
+        "residual (MSE)": velocity,
+        "residual, distance": {**velocity, "loss": "distance"},
+        "residual, distance, moves": {**velocity, "loss": "distance", "inputs": "moves"},
+        "residual, distance, contacts": {**velocity, "loss": "distance", "inputs": "contacts"},
+        "residual, distance, contacts, symmetries": {
+            **velocity, "loss": "distance", "inputs": "contacts", "augment": True,
+            "schedule": "cosine", "epochs": args.symmetry_epochs,
+        },
     }
     for label, changes in variants.items():
         config = lb.ForecastConfig(**{**base.__dict__, **changes})

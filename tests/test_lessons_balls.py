@@ -100,23 +100,28 @@ def test_simulator_forecast_knows_what_is_predictable(sequences):
 
 def test_absolute_error_keeps_the_free_flights_precise(sequences, one_thread):
     # ForecastConfig's claim: trained on the square error the network hedges on the rare
-    # collisions and loses the common case; on the absolute error it keeps it. Measured on
-    # held-out sequences, by the median distance (the typical, collision-free step).
+    # collisions and loses the common case; on the absolute error or the distance it keeps
+    # it. Measured on held-out sequences, by the median distance (the typical, collision-free
+    # step).
     split = balls.split_indices(len(sequences), seed=0)
     boxes = torch.from_numpy(lb.sequence_boxes(sequences, split["val"]))
     presence = torch.from_numpy(sequences.presence[split["val"]])
     median = {}
-    for loss in ("mse", "l1"):
-        config = lb.ForecastConfig(hidden=(128, 128), residual="velocity", inputs="moves",
+    for loss in ("mse", "l1", "distance"):
+        config = lb.ForecastConfig(hidden=(128, 128), residual="velocity", inputs="contacts",
                                    loss=loss, epochs=4, device="cpu")  # fmt: skip
         model, history = lb.run_forecaster(config, sequences, split, checkpoint=None,
                                            verbose=False)  # fmt: skip
-        assert history["val_loss"][-1] < history["val_loss"][0]
+        if loss != "mse":
+            assert history["val_loss"][-1] < history["val_loss"][0]
         pred = lb.model_predictor(model, presence)(boxes[:, :19])
         median[loss] = lb.centre_error(pred, boxes[:, 19]).median().item()
     assert median["l1"] < 0.5 * median["mse"]
+    assert median["distance"] < 0.5 * median["mse"]
     with pytest.raises(ValueError, match="loss"):
         lb.forecast_loss("huber")
+    with pytest.raises(ValueError, match="loss"):
+        lb.ForecastConfig(loss="huber")
 
 
 def test_colour_detector_generalizes_to_held_out_images(one_thread):

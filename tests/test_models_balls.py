@@ -16,6 +16,7 @@ from coursekit.models.balls import (
     Forecaster,
     HeatmapHead,
     cell_centres,
+    contact_gaps,
     decode,
     head_output,
     output_size,
@@ -166,6 +167,20 @@ def test_moves_inputs_hold_the_last_step_and_the_moves():
     assert torch.allclose(model(x), 2 * steps[:, -1].view(2, 3, 4) - steps[:, -2].view(2, 3, 4))
     with pytest.raises(ValueError, match="inputs"):
         Forecaster(inputs="speeds")
+
+
+def test_contact_gaps_by_hand():
+    boxes = torch.tensor([[[10.0, 10, 20, 20], [20, 10, 30, 20], [90, 40, 100, 50]]])
+    gaps = contact_gaps(boxes)  # disc 0 touches disc 1; disc 2 touches the right wall
+    assert torch.allclose(gaps[0, :4], torch.tensor([10.0, 10, 80, 80]))
+    assert torch.allclose(gaps[0, 8:12], torch.tensor([90.0, 40, 0, 50]))
+    pair_02 = (80**2 + 30**2) ** 0.5 - 10  # centres (15, 15) and (95, 45), radii 5
+    pair_12 = (70**2 + 30**2) ** 0.5 - 10  # centres (25, 15) and (95, 45)
+    assert torch.allclose(gaps[0, 12:], torch.tensor([0.0, pair_02, pair_12]))
+    model = Forecaster(hidden=(8,), residual="velocity", inputs="contacts")
+    x = torch.rand(4, 19 * 12 + 9)
+    assert model.features(x).shape == (4, 19 * 12 + 9 + 15)
+    assert model(x).shape == (4, 3, 4)
 
 
 def test_paired_iou_is_the_diagonal_of_box_iou():

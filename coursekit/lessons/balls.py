@@ -202,11 +202,12 @@ class ForecastConfig:
     """One forecaster training: MLP widths, activation, dropout, residual, inputs, loss,
     optimizer.
 
-    loss "mse": the report's, on normalized boxes; "l1": mean absolute error in pixels. The
-    rare collisions, whose outcome depends on hidden masses and restitutions, weigh in the
+    loss "mse": the report's, on normalized boxes; "l1": mean absolute error in pixels;
+    "distance": the metric itself, the distance between centres in pixels (+ the absolute
+    error on the box sizes, which the distance ignores). The rare collisions weigh in the
     square error as much as all the free flights: trained on it, the network gives up
-    precision on the common case to hedge on the rare one; the absolute error weighs each
-    case by its error, as the metric (distance in pixels) does.
+    precision on the common case to hedge on the rare one; the other two weigh each case by
+    its error, as the metric does.
     augment: each epoch, every training sequence under a random symmetry of the square and
     order of its balls (`symmetric`): the physics has those symmetries, the network learns
     them instead of memorizing where the walls were hit. schedule: 'constant' learning rate,
@@ -230,7 +231,8 @@ class ForecastConfig:
     label: str = "forecaster"
 
     def __post_init__(self) -> None:
-        for field, allowed in (("loss", ("mse", "l1")), ("schedule", ("constant", "cosine"))):
+        for field, allowed in (("loss", ("mse", "l1", "distance")),
+                               ("schedule", ("constant", "cosine"))):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"ForecastConfig.{field}={getattr(self, field)!r}; use one "
                                  f"of {allowed}")
@@ -406,13 +408,21 @@ class SymmetricBatches:
 
 
 def forecast_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Return loss(output, target) on normalized boxes (B, 3, 4): "mse", or "l1" in pixels."""
+    """Return loss(output, target) on normalized boxes (B, 3, 4): "mse"; "l1" in pixels;
+    "distance": the centre distance in pixels (the metric) + the absolute size error."""
     if name == "mse":
         return F.mse_loss
-    if name == "l1":
-        return lambda output, target: F.l1_loss(output * scale().to(output),
-                                                target * scale().to(output))
-    raise ValueError(f"unknown forecast loss {name!r}; use 'mse' or 'l1'")
+    if name not in ("l1", "distance"):
+        raise ValueError(f"unknown forecast loss {name!r}; use 'mse', 'l1' or 'distance'")
+
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        output, target = output * scale().to(output), target * scale().to(output)
+        if name == "l1":
+            return F.l1_loss(output, target)
+        size = lambda b: b[..., 2:] - b[..., :2]  # noqa: E731
+        return centre_error(output, target).mean() + F.l1_loss(size(output), size(target))
+
+    return loss
 
 
 def run_forecaster(

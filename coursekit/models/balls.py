@@ -51,8 +51,10 @@ MEAN_RADIUS = 5.25  # middle of the RADIUS range of generated balls: the head's 
 PIXEL_MEAN, PIXEL_STD = (26.4, 26.0, 29.7), (20.6, 17.8, 17.8)
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 RESIDUALS = ("none", "last", "velocity")
-INPUTS = ("boxes", "moves")
+INPUTS = ("boxes", "moves", "contacts")
 MOVE_SCALE = 50.0  # moves (normalized boxes per step, ~0.02) times this are ~1, as tanh wants
+GAP_SCALE = 3.0  # pixels: tanh(gap / GAP_SCALE) is ~1 far from a contact, steep near one
+PAIRS = ((0, 1), (0, 2), (1, 2))
 STEP = N_BALLS * 4  # values per time step in a forecaster input
 
 
@@ -233,15 +235,29 @@ def decode(output: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tenso
     return logits.sigmoid(), full
 
 
+def contact_gaps(boxes: torch.Tensor) -> torch.Tensor:
+    """Return (B, 15) pixels: for boxes (B, 3, 4) of 3 discs, each disc's gap to the left,
+    top, right and bottom walls (12), then each pair's gap between edges (3); negative:
+    overlapping, a collision."""
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    radius = (boxes[..., 2:3] - boxes[..., 0:1]) / 2
+    walls = torch.cat([centre - radius, SIZE - centre - radius], dim=-1)  # (B, 3, 4)
+    pairs = [(centre[:, i] - centre[:, j]).norm(dim=-1) - radius[:, i, 0] - radius[:, j, 0]
+             for i, j in PAIRS]  # fmt: skip
+    return torch.cat([walls.flatten(1), torch.stack(pairs, dim=1)], dim=1)
+
+
 class Forecaster(nn.Module):
     """MLP: x (B, 19 * 12 + 9) = 19 steps of 3 normalized boxes, then presence -> (B, 3, 4).
 
     residual "last": the network predicts the move from the last step; "velocity": the
     change from the constant-velocity guess 2 * last - previous (its last layer starts at
-    zero, so the untrained network is that baseline); "none": the boxes.
+    zero, so the untrained network is that baseline), both in pixels; "none": the boxes.
     inputs "boxes": the MLP reads x as it is; "moves": it reads the last step's boxes and
     the 18 moves between steps (times MOVE_SCALE), the same information, but a velocity or a
-    deceleration is then one input, not a difference of two nearly equal ones.
+    deceleration is then one input, not a difference of two nearly equal ones; "contacts":
+    the moves, plus what decides a collision (`contact_gaps`): the gaps between each ball
+    and each wall, and between each two balls, after a constant-velocity step.
     """
 
     def __init__(
@@ -260,7 +276,7 @@ class Forecaster(nn.Module):
             raise ValueError(f"unknown inputs {inputs!r}; choose one of {INPUTS}")
         self.residual, self.steps, self.inputs = residual, steps, inputs
         layers: list[nn.Module] = []
-        width = steps * STEP + N_COLORS
+        width = steps * STEP + N_COLORS + (len(PAIRS) + 4 * N_BALLS) * (inputs == "contacts")
         for out in hidden:
             layers += [nn.Linear(width, out), ACTIVATIONS[activation](), nn.Dropout(dropout)]
             width = out
@@ -276,12 +292,21 @@ class Forecaster(nn.Module):
             return x
         boxes = x[:, : self.steps * STEP].view(-1, self.steps, STEP)
         moves = (boxes[:, 1:] - boxes[:, :-1]) * MOVE_SCALE
-        return torch.cat([boxes[:, -1], moves.flatten(1), x[:, self.steps * STEP :]], dim=1)
+        seen = [boxes[:, -1], moves.flatten(1), x[:, self.steps * STEP :]]
+        if self.inputs == "contacts":
+            scale = torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
+            guess = (2 * boxes[:, -1] - boxes[:, -2]).view(-1, N_BALLS, 4) * scale
+            seen.append(torch.tanh(contact_gaps(guess) / GAP_SCALE))
+        return torch.cat(seen, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(self.features(x)).view(-1, N_BALLS, 4)
         if self.residual == "none":
             return out
+        # A correction is a few pixels, a few hundredths once normalized: predicted in pixels,
+        # it keeps last-layer weights of order 1, on the scale of Adam's steps (measured on
+        # notebook 06's validation: 0.175 px -> 0.103 px, same inputs, loss and epochs).
+        out = out / torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
         last = x[:, (self.steps - 1) * STEP : self.steps * STEP].view(-1, N_BALLS, 4)
         if self.residual == "last":
             return last + out
