@@ -111,6 +111,9 @@ def test_ensure_generates_once_and_never_touches_original_files(tmp_path):
     assert json.loads((folder / balls.GENERATED).read_text())["n"] == 10
     again, source = balls.ensure_images(10, seed=1, root=tmp_path)
     assert source == "generated" and np.array_equal(again.boxes, data.boxes)
+    # The first call already returns the pixels of the JPEG files, as every later call does.
+    assert np.array_equal(again.images, data.images)
+    assert not np.array_equal(data.images, balls.generate_images(10, seed=1).images)
     bigger, _ = balls.ensure_images(14, seed=1, root=tmp_path)  # another size: regenerated
     assert len(bigger) == 14 and len(list(folder.glob("img_*.jpg"))) == 14
     original = tmp_path / "orig"
