@@ -31,8 +31,9 @@ from coursekit.batch.runs import (
 from coursekit.checkpoint import load_checkpoint, write_json
 
 TINY = Path(__file__).resolve().parent / "notebooks" / "tiny_train.ipynb"
-EPOCHS = 8  # with 0.8 s per epoch, time to kill the run twice before it ends, even
-# on a loaded machine where a killed run's kernel takes seconds to stop
+EPOCHS = 16  # with 0.8 s per epoch, time to kill the run twice before it ends, even
+# on a loaded machine where a killed run's kernel takes seconds to stop (at 8 epochs, one
+# CI-equivalent run of 2026-12-02 found all 8 saved after the SIGTERM)
 
 
 def test_rerun_reuses_the_latest_unfinished_folder_with_the_same_fingerprint(tmp_path):
