@@ -59,6 +59,7 @@ from coursekit.settings import get_device, seed_everything
 from coursekit.train import History, fit, predict
 
 EVAL_BATCH = 512
+FORECAST_LOSSES = ("mse", "l1", "distance")
 
 # --- detection -----------------------------------------------------------------------------
 
@@ -231,8 +232,7 @@ class ForecastConfig:
     label: str = "forecaster"
 
     def __post_init__(self) -> None:
-        for field, allowed in (("loss", ("mse", "l1", "distance")),
-                               ("schedule", ("constant", "cosine"))):
+        for field, allowed in (("loss", FORECAST_LOSSES), ("schedule", ("constant", "cosine"))):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"ForecastConfig.{field}={getattr(self, field)!r}; use one "
                                  f"of {allowed}")
@@ -297,10 +297,11 @@ def simulator_forecast(
     boxes = context[:, -2:].double().numpy()
     centres = (boxes[..., :2] + boxes[..., 2:]) / 2  # (n, 2, 3, 2)
     radius = (boxes[:, -1, :, 2] - boxes[:, -1, :, 0]) / 2
+    known = {name: physics[name].astype(np.float64) for name in priors if name not in unknown}
     per_ball = list(itertools.product(*(priors[name] for name in unknown)))
     outcomes = []
     for combo in itertools.product(per_ball, repeat=N_BALLS):  # one value tuple per ball
-        guess = {name: physics[name].astype(np.float64) for name in priors}
+        guess = dict(known)
         for k, name in enumerate(unknown):
             guess[name] = np.broadcast_to([ball[k] for ball in combo], radius.shape).copy()
         keep = substep_keep(guess["friction"])
@@ -412,8 +413,8 @@ def forecast_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
     "distance": the centre distance in pixels (the metric) + the absolute size error."""
     if name == "mse":
         return F.mse_loss
-    if name not in ("l1", "distance"):
-        raise ValueError(f"unknown forecast loss {name!r}; use 'mse', 'l1' or 'distance'")
+    if name not in FORECAST_LOSSES:
+        raise ValueError(f"unknown forecast loss {name!r}; use one of {FORECAST_LOSSES}")
 
     def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output, target = output * scale().to(output), target * scale().to(output)
@@ -442,24 +443,21 @@ def run_forecaster(
     """
     seed_everything(config.seed)
     model = make_forecaster(config) if model is None else model
-    loaders = {
-        split: tensor_batches(
-            *forecast_tensors(data, splits[split]),
-            batch_size=config.batch_size if split == "train" else EVAL_BATCH,
-            shuffle=split == "train",
-        )
-        for split in ("train", "val")
-    }  # fmt: skip
-    if config.augment:
-        train = splits["train"]
-        loaders["train"] = SymmetricBatches(
+    train = splits["train"]
+    if config.augment:  # sequences of 19 + 1 steps, transformed anew each epoch
+        train_batches = SymmetricBatches(
             torch.from_numpy(sequence_boxes(data, train)[:, :20]),
             torch.from_numpy(data.presence[train]), config.batch_size, config.seed)
+    else:
+        train_batches = tensor_batches(*forecast_tensors(data, train),
+                                       batch_size=config.batch_size, shuffle=True)
+    val_batches = tensor_batches(*forecast_tensors(data, splits["val"]), batch_size=EVAL_BATCH,
+                                 shuffle=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                  if config.schedule == "cosine" else None)
     history = fit(
-        model, loaders["train"], loaders["val"], epochs=config.epochs, optimizer=optimizer,
+        model, train_batches, val_batches, epochs=config.epochs, optimizer=optimizer,
         loss_fn=forecast_loss(config.loss), device=get_device(config.device), metrics={},
         scheduler=scheduler, checkpoint=checkpoint, restart=retrain, verbose=verbose,
         callback=callback,

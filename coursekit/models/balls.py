@@ -58,6 +58,11 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 STEP = N_BALLS * 4  # values per time step in a forecaster input
 
 
+def box_scale(like: torch.Tensor) -> torch.Tensor:
+    """Return BOX_SCALE (4,) as a tensor of `like`'s device and dtype."""
+    return torch.tensor(BOX_SCALE, device=like.device, dtype=like.dtype)
+
+
 def output_size(layout: str) -> int:
     """Return the detector's number of outputs for a layout: 9 + 4 * boxes."""
     if layout not in LAYOUTS:
@@ -126,8 +131,7 @@ class HeatmapHead(nn.Module):
         cx, cy, ox, oy, r = soft_argmax(heat, dx, dy, radius)
         cx, cy = cx + ox, cy + oy
         boxes = torch.stack([cx - r, cy - r, cx + r, cy + r], dim=-1)
-        scale = torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
-        return heat.flatten(2).amax(-1), boxes / scale
+        return heat.flatten(2).amax(-1), boxes / box_scale(x)
 
 
 def head_output(logits: torch.Tensor, boxes: torch.Tensor, layout: str) -> torch.Tensor:
@@ -225,7 +229,7 @@ def decode(output: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tenso
     colours get NaN boxes (no detection). Layout "nine": every colour has its box.
     """
     logits = output[:, :N_COLORS]
-    scale = torch.tensor(BOX_SCALE, device=output.device)
+    scale = box_scale(output)
     k = LAYOUTS[layout]
     boxes = output[:, N_COLORS:].reshape(len(output), k, 4) * scale
     if layout == "nine":
@@ -294,8 +298,7 @@ class Forecaster(nn.Module):
         moves = (boxes[:, 1:] - boxes[:, :-1]) * MOVE_SCALE
         seen = [boxes[:, -1], moves.flatten(1), x[:, self.steps * STEP :]]
         if self.inputs == "contacts":
-            scale = torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
-            guess = (2 * boxes[:, -1] - boxes[:, -2]).view(-1, N_BALLS, 4) * scale
+            guess = (2 * boxes[:, -1] - boxes[:, -2]).view(-1, N_BALLS, 4) * box_scale(x)
             seen.append(torch.tanh(contact_gaps(guess) / GAP_SCALE))
         return torch.cat(seen, dim=1)
 
@@ -306,7 +309,7 @@ class Forecaster(nn.Module):
         # A correction is a few pixels, a few hundredths once normalized: predicted in pixels,
         # it keeps last-layer weights of order 1, on the scale of Adam's steps (measured on
         # notebook 06's validation: 0.175 px -> 0.103 px, same inputs, loss and epochs).
-        out = out / torch.tensor(BOX_SCALE, device=x.device, dtype=x.dtype)
+        out = out / box_scale(x)
         last = x[:, (self.steps - 1) * STEP : self.steps * STEP].view(-1, N_BALLS, 4)
         if self.residual == "last":
             return last + out
