@@ -157,6 +157,30 @@ def test_run_learns_the_fixture_and_reloads_its_checkpoint(data, tmp_path: Path,
     assert lesson.accuracy_of(logits, parts["y_eval"]) == pytest.approx(history["val_acc"][-1])
 
 
+def test_ensemble_reuses_the_single_network_and_averages_probabilities(data, tmp_path: Path,
+                                                                       one_thread):
+    config = dataclasses.replace(QUICK, epochs=3, label="ens")
+    single, single_history = lesson.run(config, checkpoint=tmp_path / f"{config.name}.pt",
+                                        data=data, verbose=False)
+    trio = dataclasses.replace(config, ensemble=3)
+    assert trio.name != config.name
+    model, history = lesson.run(trio, checkpoint=tmp_path / f"{trio.name}.pt", data=data,
+                                verbose=False)
+    members = [dataclasses.replace(config, seed=k).name for k in range(3)]
+    assert sorted(p.stem for p in tmp_path.glob("*.pt")) == sorted(members)  # no extra file
+    assert torch.equal(model.nets[0].classifier.weight, single.classifier.weight)  # reused
+    assert not torch.equal(model.nets[1].classifier.weight, single.classifier.weight)
+    parts = lesson.prepare(config, data)
+    probs = torch.stack([predict(net, [parts["x_eval"]]).softmax(1) for net in model.nets])
+    logits = predict(model, [parts["x_eval"]])
+    assert torch.allclose(logits.exp(), probs.mean(0), atol=1e-6)
+    assert len(history) == 1 and history.stopped_reason == "ensemble of 3"
+    assert history["val_acc"][-1] == pytest.approx(lesson.accuracy_of(logits, parts["y_eval"]))
+    assert history["val_acc"][-1] > 0.2  # chance is 0.1
+    with pytest.raises(ValueError, match="ensemble"):
+        AudioConfig(ensemble=0)
+
+
 def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):
     config = dataclasses.replace(QUICK, epochs=3, min_hz=100, max_hz=3400, lifter=12,
                                  schedule="cosine", freq_warp=0.1, fill_time=True, deltas=True)

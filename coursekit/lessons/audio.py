@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
+from torch import nn
 
 from coursekit.checkpoint import config_name
 from coursekit.data.audio import (
@@ -48,7 +49,7 @@ from coursekit.lessons.audio_transforms import (
 )
 from coursekit.models.audio_cnn import HEADS, AudioCNN
 from coursekit.settings import get_device, seed_everything
-from coursekit.train import History, fit
+from coursekit.train import History, evaluate, fit
 
 SPLITS = ("random", "speaker")
 SCHEDULES = ("constant", "cosine")
@@ -139,6 +140,9 @@ class AudioConfig:
     freq_mask, time_mask: SpecAugment masks of up to that many bands / frames (n_masks
       of each per spectrogram; 0 = off);
     channels, hidden, dropout, batchnorm, head: the AudioCNN;
+    ensemble: how many networks to train, with seeds seed, seed + 1, ...; their
+      probabilities are averaged (`Ensemble`). Networks trained alike differ by their
+      random start and batch order, and on a new voice each errs differently;
     schedule: 'constant' learning rate, or 'cosine' decay to 0 over the epochs.
     """
 
@@ -170,6 +174,7 @@ class AudioConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "constant"
+    ensemble: int = 1
     seed: int = 0
     device: str = "auto"
     label: str = "run"
@@ -183,8 +188,8 @@ class AudioConfig:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.split == "speaker" and not self.test_speaker:
             raise ValueError("split='speaker' needs test_speaker (the speaker held out)")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.ensemble < 1:
+            raise ValueError("epochs, batch_size and ensemble must be >= 1 and lr > 0")
         for key in ("freq_warp", "time_stretch"):
             if not 0 <= getattr(self, key) < 0.5:
                 raise ValueError(f"{key} must be in [0, 0.5), got {getattr(self, key)}")
@@ -312,6 +317,20 @@ class Batches:
 # --- training ----------------------------------------------------------------------------
 
 
+class Ensemble(nn.Module):
+    """Networks whose probabilities are averaged: input (B, ...) -> log of the mean
+    probability (B, n_classes), which serves as logits (its softmax is that mean)."""
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the log mean probability (B, n_classes) of the networks on x."""
+        mean = torch.stack([net(x).softmax(dim=1) for net in self.nets]).mean(dim=0)
+        return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()  # a 0 would give -inf losses
+
+
 def make_model(config: AudioConfig, mel: MelConfig) -> AudioCNN:
     """Return the AudioCNN of the config for spectrograms of `mel`'s shape (bands kept)."""
     bands = band_slice(config, mel)
@@ -355,14 +374,18 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
 def run(
     config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool = False,
     data: AudioData | None = None, verbose: bool = True,
-) -> tuple[AudioCNN, History]:
-    """Return (trained AudioCNN, History) of one training; val_* columns are measured on
+) -> tuple[nn.Module, History]:
+    """Return (trained network, History) of one training; val_* columns are measured on
     the config's evaluation rows (test or validation, see AudioConfig.eval).
 
     data: the recordings and features (default: `load_audio()`). checkpoint: written after
     every epoch; a finished one is loaded instead of training again (retrain: train anyway).
+    With config.ensemble > 1, see `run_ensemble`.
     """
     data = data if data is not None else load_audio()
+    if config.ensemble > 1:
+        return run_ensemble(config, checkpoint=checkpoint, retrain=retrain, data=data,
+                            verbose=verbose)
     device = get_device(config.device)
     seed_everything(config.seed)
     model = make_model(config, data.mel)
@@ -377,6 +400,33 @@ def run(
     history = fit(model, train, val, epochs=config.epochs, optimizer=optimizer, device=device,
                   scheduler=scheduler, checkpoint=checkpoint, restart=retrain, verbose=verbose)
     return model, history
+
+
+def run_ensemble(
+    config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool, data: AudioData,
+    verbose: bool,
+) -> tuple[Ensemble, History]:
+    """Return (Ensemble of config.ensemble networks, History of one row: the members' mean
+    train_loss and train_acc at their last epoch, the ensemble's val_loss and val_acc).
+
+    Member k is `run(config with ensemble=1 and seed=config.seed + k)`, its checkpoint named
+    after its own config next to `checkpoint`: member 0 is the single network of the same
+    config, so an ensemble reuses it and only trains the others.
+    """
+    nets, rows = [], []
+    for k in range(config.ensemble):
+        member = replace(config, ensemble=1, seed=config.seed + k)
+        path = None if checkpoint is None else Path(checkpoint).with_name(f"{member.name}.pt")
+        net, history = run(member, checkpoint=path, retrain=retrain, data=data, verbose=verbose)
+        nets.append(net.cpu())
+        rows.append(history.rows[-1])
+    model = Ensemble(nets)
+    parts = prepare(config, data)
+    scores = evaluate(model, Batches([parts["x_eval"]], parts["y_eval"], 256), device="cpu")
+    row = {"epoch": config.epochs,
+           **{key: float(np.mean([r[key] for r in rows])) for key in ("train_loss", "train_acc")},
+           "val_loss": scores["loss"], "val_acc": scores["acc"]}
+    return model, History(rows=[row], stopped_reason=f"ensemble of {config.ensemble}")
 
 
 def accuracy_of(logits: torch.Tensor, y: torch.Tensor) -> float:
