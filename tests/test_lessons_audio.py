@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from coursekit.checkpoint import config_name
 from coursekit.data.audio import MelConfig, shared_speakers
 from coursekit.data.fixtures import AUDIO_SPEAKERS
 from coursekit.lessons import audio as lesson
@@ -46,6 +47,10 @@ def test_config_name_changes_with_what_is_learned_only():
                    {"freq_mask": 4}, {"eval": "validation"}):
         assert dataclasses.replace(base, **change).name != base.name, change
     assert dataclasses.replace(base, device="cpu").name == base.name
+    assert dataclasses.replace(base, ensemble=3).name != base.name
+    # A single network's name is the one it had before the `ensemble` field existed.
+    before = {k: v for k, v in dataclasses.asdict(base).items() if k != "ensemble"}
+    assert base.name == config_name("audio_run", before)
 
 
 def test_band_slice_keeps_the_bands_inside_the_limits():

@@ -201,7 +201,10 @@ class AudioConfig:
     @property
     def name(self) -> str:
         """Return a file-safe run name, e.g. 'audio_loso_3f2a9c1b', unique per experiment."""
-        return config_name(f"audio_{self.label}", self)
+        # A single network keeps the name it had before `ensemble` existed: its checkpoints
+        # stay valid (and are an ensemble's member 0).
+        ignore = ("device", "label", *(("ensemble",) if self.ensemble == 1 else ()))
+        return config_name(f"audio_{self.label}", self, ignore=ignore)
 
 
 def validation_speaker(speakers: Sequence[str], test_speaker: str) -> str:
