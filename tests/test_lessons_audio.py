@@ -48,8 +48,10 @@ def test_config_name_changes_with_what_is_learned_only():
         assert dataclasses.replace(base, **change).name != base.name, change
     assert dataclasses.replace(base, device="cpu").name == base.name
     assert dataclasses.replace(base, ensemble=3).name != base.name
-    # A single network's name is the one it had before the `ensemble` field existed.
-    before = {k: v for k, v in dataclasses.asdict(base).items() if k != "ensemble"}
+    assert dataclasses.replace(base, adapt=0.7).name != base.name
+    # A training's name is the one it had before the `ensemble` and `adapt` fields existed.
+    before = {k: v for k, v in dataclasses.asdict(base).items()
+              if k not in ("ensemble", "adapt")}
     assert base.name == config_name("audio_run", before)
 
 
@@ -186,6 +188,36 @@ def test_ensemble_reuses_the_single_network_and_averages_probabilities(data, tmp
         AudioConfig(ensemble=0)
 
 
+def test_adaptation_learns_the_teachers_confident_labels_without_reading_eval_labels(
+        data, tmp_path: Path, one_thread):
+    config = dataclasses.replace(QUICK, split="speaker", test_speaker=SPEAKERS[0], label="ad")
+    adapted = dataclasses.replace(config, adapt=0.5)
+    x, digits = lesson.pseudo_labels(adapted, data, checkpoint=None, retrain=False,
+                                     verbose=False)
+    parts = lesson.prepare(config, data)
+    teacher, _ = lesson.run(config, checkpoint=None, data=data, verbose=False)
+    probs = predict(teacher, [parts["x_eval"]]).softmax(1)
+    keep = probs.max(1).values >= 0.5
+    assert 0 < len(digits) == int(keep.sum()) < len(parts["y_eval"])
+    assert torch.equal(digits, probs.argmax(1)[keep]) and torch.equal(x, parts["x_eval"][keep])
+    assert (digits == parts["y_eval"][keep]).float().mean() > 0.3  # chance is 0.1
+    # The evaluation rows' labels changed: the same pseudo-labels.
+    shuffled = data.table.copy()
+    rows = parts["eval_rows"]
+    shuffled.loc[shuffled.index[rows], "digit"] = (shuffled["digit"].to_numpy()[rows] + 1) % 10
+    relabelled = lesson.AudioData(shuffled, data.x, data.mel)
+    _, again = lesson.pseudo_labels(adapted, relabelled, checkpoint=None, retrain=False,
+                                    verbose=False)
+    assert torch.equal(again, digits)
+    # Through run: the teacher's checkpoint is the plain config's, then the student trains.
+    model, history = lesson.run(adapted, checkpoint=tmp_path / f"{adapted.name}.pt", data=data,
+                                verbose=False)
+    assert sorted(p.stem for p in tmp_path.glob("*.pt")) == sorted([config.name, adapted.name])
+    assert history["val_acc"][-1] > 0.3
+    with pytest.raises(ValueError, match="adapt"):
+        AudioConfig(adapt=1.0)
+
+
 def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):
     config = dataclasses.replace(QUICK, epochs=3, min_hz=100, max_hz=3400, lifter=12,
                                  schedule="cosine", freq_warp=0.1, fill_time=True, deltas=True)
@@ -229,3 +261,14 @@ def test_forward_selection_keeps_only_what_helps_on_top():
     assert calls == [("a+b", {"x": 1, "y": 1}), ("a+b+c", {"x": 1, "y": 1, "z": 1})]
     assert [s["kept"] for s in steps] == [True, False]
     assert lesson.forward_selection({"a": 0.2}, changes, 0.25, score) == ([], {}, 0.25, [])
+    # Keys asked for last come after the others, even a better single or one under the
+    # baseline, and are kept by the same rule.
+    together["a+b+d"] = 0.47
+    calls.clear()
+    chosen, recipe, best, steps = lesson.forward_selection(
+        {**singles, "d": 0.9}, changes, 0.25, score, last=["d"])
+    assert [c[0] for c in calls] == ["a+b", "a+b+c", "a+b+d"]
+    assert chosen == ["a", "b", "d"] and best == 0.47
+    chosen, _, best, steps = lesson.forward_selection({"a": 0.2, "d": 0.1}, changes, 0.25,
+                                                      lambda label, trial: 0.3, last=["d"])
+    assert chosen == ["d"] and best == 0.3 and steps == [{"label": "d", "score": 0.3, "kept": True}]

@@ -49,12 +49,13 @@ from coursekit.lessons.audio_transforms import (
 )
 from coursekit.models.audio_cnn import HEADS, AudioCNN
 from coursekit.settings import get_device, seed_everything
-from coursekit.train import History, evaluate, fit
+from coursekit.train import History, evaluate, fit, predict
 
 SPLITS = ("random", "speaker")
 SCHEDULES = ("constant", "cosine")
 EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
+NEW_FIELDS = {"ensemble": 1, "adapt": 0.0}  # AudioConfig fields left out of names when at these
 
 
 # --- data --------------------------------------------------------------------------------
@@ -143,6 +144,12 @@ class AudioConfig:
     ensemble: how many networks to train, with seeds seed, seed + 1, ...; their
       probabilities are averaged (`Ensemble`). Networks trained alike differ by their
       random start and batch order, and on a new voice each errs differently;
+    adapt: unsupervised adaptation to the evaluation recordings (0 = off): the network of
+      the same config without adaptation (the teacher) labels the evaluation recordings it
+      gives a probability >= adapt, and the network is trained again on the training set
+      plus those pseudo-labelled recordings (`pseudo_labels`). No evaluation label is read,
+      but the evaluation voices are heard: a device adapting to its user, not a speaker
+      never heard;
     schedule: 'constant' learning rate, or 'cosine' decay to 0 over the epochs.
     """
 
@@ -175,6 +182,7 @@ class AudioConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"
     ensemble: int = 1
+    adapt: float = 0.0
     seed: int = 0
     device: str = "auto"
     label: str = "run"
@@ -195,15 +203,18 @@ class AudioConfig:
                 raise ValueError(f"{key} must be in [0, 0.5), got {getattr(self, key)}")
         if self.max_hz is not None and self.max_hz <= self.min_hz:
             raise ValueError(f"max_hz ({self.max_hz}) must be above min_hz ({self.min_hz})")
+        if not 0 <= self.adapt < 1:
+            raise ValueError(f"adapt must be in [0, 1) (a probability threshold), got {self.adapt}")
         if self.lifter < 0:
             raise ValueError(f"lifter must be >= 0 (0 = off), got {self.lifter}")
 
     @property
     def name(self) -> str:
         """Return a file-safe run name, e.g. 'audio_loso_3f2a9c1b', unique per experiment."""
-        # A single network keeps the name it had before `ensemble` existed: its checkpoints
-        # stay valid (and are an ensemble's member 0).
-        ignore = ("device", "label", *(("ensemble",) if self.ensemble == 1 else ()))
+        # A training keeps the name it had before `ensemble` and `adapt` existed: its
+        # checkpoints stay valid (and are an ensemble's member 0, an adaptation's teacher).
+        ignore = ("device", "label", *(key for key in ("ensemble", "adapt")
+                                       if getattr(self, key) == NEW_FIELDS[key]))
         return config_name(f"audio_{self.label}", self, ignore=ignore)
 
 
@@ -377,23 +388,32 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
 def run(
     config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool = False,
     data: AudioData | None = None, verbose: bool = True,
+    extra: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, History]:
     """Return (trained network, History) of one training; val_* columns are measured on
     the config's evaluation rows (test or validation, see AudioConfig.eval).
 
     data: the recordings and features (default: `load_audio()`). checkpoint: written after
     every epoch; a finished one is loaded instead of training again (retrain: train anyway).
-    With config.ensemble > 1, see `run_ensemble`.
+    extra: (network inputs (M, C, F', T), labels (M,)) added to the training set; with
+    config.adapt > 0 and no extra, they are the teacher's `pseudo_labels`. With
+    config.ensemble > 1, see `run_ensemble`.
     """
     data = data if data is not None else load_audio()
+    if config.adapt > 0 and extra is None:
+        extra = pseudo_labels(config, data, checkpoint=checkpoint, retrain=retrain,
+                              verbose=verbose)
     if config.ensemble > 1:
         return run_ensemble(config, checkpoint=checkpoint, retrain=retrain, data=data,
-                            verbose=verbose)
+                            verbose=verbose, extra=extra)
     device = get_device(config.device)
     seed_everything(config.seed)
     model = make_model(config, data.mel)
     parts = prepare(config, data)
-    train = Batches([parts["x_train"]], parts["y_train"], config.batch_size, shuffle=True,
+    x_train, y_train = parts["x_train"], parts["y_train"]
+    if extra is not None:
+        x_train, y_train = torch.cat([x_train, extra[0]]), torch.cat([y_train, extra[1]])
+    train = Batches([x_train], y_train, config.batch_size, shuffle=True,
                     transforms=[augmenter(config, data.mel, config.seed)], seed=config.seed)
     val = Batches([parts["x_eval"]], parts["y_eval"], 256)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
@@ -407,20 +427,22 @@ def run(
 
 def run_ensemble(
     config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool, data: AudioData,
-    verbose: bool,
+    verbose: bool, extra: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Ensemble, History]:
     """Return (Ensemble of config.ensemble networks, History of one row: the members' mean
     train_loss and train_acc at their last epoch, the ensemble's val_loss and val_acc).
 
     Member k is `run(config with ensemble=1 and seed=config.seed + k)`, its checkpoint named
     after its own config next to `checkpoint`: member 0 is the single network of the same
-    config, so an ensemble reuses it and only trains the others.
+    config, so an ensemble reuses it and only trains the others. extra: as in `run`, the
+    same for every member (an adapted ensemble's members learn its teacher's labels).
     """
     nets, rows = [], []
     for k in range(config.ensemble):
         member = replace(config, ensemble=1, seed=config.seed + k)
         path = None if checkpoint is None else Path(checkpoint).with_name(f"{member.name}.pt")
-        net, history = run(member, checkpoint=path, retrain=retrain, data=data, verbose=verbose)
+        net, history = run(member, checkpoint=path, retrain=retrain, data=data, verbose=verbose,
+                           extra=extra)
         nets.append(net.cpu())
         rows.append(history.rows[-1])
     model = Ensemble(nets)
@@ -430,6 +452,26 @@ def run_ensemble(
            **{key: float(np.mean([r[key] for r in rows])) for key in ("train_loss", "train_acc")},
            "val_loss": scores["loss"], "val_acc": scores["acc"]}
     return model, History(rows=[row], stopped_reason=f"ensemble of {config.ensemble}")
+
+
+def pseudo_labels(
+    config: AudioConfig, data: AudioData, *, checkpoint: str | Path | None, retrain: bool,
+    verbose: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (network inputs (M, C, F', T), predicted digits (M,)) of the evaluation
+    recordings the teacher gives a probability >= config.adapt (taught in notebook 02).
+
+    The teacher is `run(config without adaptation)`, its checkpoint named after its own
+    config next to `checkpoint` (the recipe's own training, reused). No label of the
+    evaluation rows is read.
+    """
+    teacher_config = replace(config, adapt=0.0)
+    path = None if checkpoint is None else Path(checkpoint).with_name(f"{teacher_config.name}.pt")
+    teacher, _ = run(teacher_config, checkpoint=path, retrain=retrain, data=data, verbose=verbose)
+    x_eval = prepare(config, data)["x_eval"]
+    confidence, digits = predict(teacher, [x_eval]).softmax(dim=1).max(dim=1)
+    keep = confidence >= config.adapt
+    return x_eval[keep], digits[keep]
 
 
 def accuracy_of(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -469,7 +511,7 @@ def speaker_runs(
 
 def forward_selection(
     singles: Mapping[str, float], changes: Mapping[str, dict], baseline: float,
-    score: Callable[[str, dict], float], min_gain: float = 0.01,
+    score: Callable[[str, dict], float], min_gain: float = 0.01, last: Sequence[str] = (),
 ) -> tuple[list[str], dict, float, list[dict[str, Any]]]:
     """Return (chosen keys, their merged changes, their score, steps): greedy forward selection.
 
@@ -479,14 +521,17 @@ def forward_selection(
     by min_gain. Adding them all at once can be worse than any of them alone (too much
     augmentation for the epochs); this keeps only what helps on top of what is kept. steps:
     one dict per trial (label, score, kept). No variant beats the baseline: ([], {}, baseline).
+
+    last: keys tried after all the others, in this order, whatever their single scores
+    (those that multiply the cost of every later trial: an ensemble, an adaptation).
     """
-    ranked = sorted((k for k in singles if singles[k] >= baseline + min_gain),
+    ranked = sorted((k for k in singles if singles[k] >= baseline + min_gain and k not in last),
                     key=lambda k: -singles[k])
-    if not ranked:
-        return [], {}, baseline, []
-    chosen, recipe, best = [ranked[0]], dict(changes[ranked[0]]), singles[ranked[0]]
+    chosen, recipe, best = [], {}, baseline
+    if ranked:
+        chosen, recipe, best = [ranked[0]], dict(changes[ranked[0]]), singles[ranked[0]]
     steps: list[dict[str, Any]] = []
-    for key in ranked[1:]:
+    for key in [*ranked[1:], *(k for k in last if k in singles)]:
         label, trial = "+".join([*chosen, key]), {**recipe, **changes[key]}
         value = score(label, trial)
         kept = value >= best + min_gain
