@@ -462,8 +462,8 @@ def pseudo_labels(
     recordings the teacher gives a probability >= config.adapt (taught in notebook 02).
 
     The teacher is `run(config without adaptation)`, its checkpoint named after its own
-    config next to `checkpoint` (the recipe's own training, reused). No label of the
-    evaluation rows is read.
+    config next to `checkpoint`: a run of that config, before or after, shares it. No
+    label of the evaluation rows is read.
     """
     teacher_config = replace(config, adapt=0.0)
     path = None if checkpoint is None else Path(checkpoint).with_name(f"{teacher_config.name}.pt")
@@ -520,7 +520,8 @@ def forward_selection(
     best one, and each next one is added if score(label, merged changes) beats the recipe's
     by min_gain. Adding them all at once can be worse than any of them alone (too much
     augmentation for the epochs); this keeps only what helps on top of what is kept. steps:
-    one dict per trial (label, score, kept). No variant beats the baseline: ([], {}, baseline).
+    one dict per trial (label, score, kept). No variant beats the baseline and no `last`
+    key: ([], {}, baseline, []).
 
     last: keys tried after all the others, in this order, whatever their single scores
     (those that multiply the cost of every later trial: an ensemble, an adaptation).
