@@ -48,6 +48,7 @@ from coursekit.lessons.audio_transforms import (
     with_deltas,
 )
 from coursekit.models.audio_cnn import HEADS, AudioCNN
+from coursekit.models.fusion import mean_probability
 from coursekit.settings import get_device, seed_everything
 from coursekit.train import History, evaluate, fit, predict
 
@@ -213,8 +214,8 @@ class AudioConfig:
         """Return a file-safe run name, e.g. 'audio_loso_3f2a9c1b', unique per experiment."""
         # A training keeps the name it had before `ensemble` and `adapt` existed: its
         # checkpoints stay valid (and are an ensemble's member 0, an adaptation's teacher).
-        ignore = ("device", "label", *(key for key in ("ensemble", "adapt")
-                                       if getattr(self, key) == NEW_FIELDS[key]))
+        ignore = ("device", "label",
+                  *(key for key, default in NEW_FIELDS.items() if getattr(self, key) == default))
         return config_name(f"audio_{self.label}", self, ignore=ignore)
 
 
@@ -341,8 +342,7 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the log mean probability (B, n_classes) of the networks on x."""
-        mean = torch.stack([net(x).softmax(dim=1) for net in self.nets]).mean(dim=0)
-        return mean.clamp_min(torch.finfo(mean.dtype).tiny).log()  # a 0 would give -inf losses
+        return mean_probability(*(net(x) for net in self.nets))
 
 
 def make_model(config: AudioConfig, mel: MelConfig) -> AudioCNN:
@@ -425,6 +425,11 @@ def run(
     return model, history
 
 
+def sibling(checkpoint: str | Path | None, config: AudioConfig) -> Path | None:
+    """Return the checkpoint of `config` in the folder of `checkpoint` (None stays None)."""
+    return None if checkpoint is None else Path(checkpoint).with_name(f"{config.name}.pt")
+
+
 def run_ensemble(
     config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool, data: AudioData,
     verbose: bool, extra: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -440,14 +445,13 @@ def run_ensemble(
     nets, rows = [], []
     for k in range(config.ensemble):
         member = replace(config, ensemble=1, seed=config.seed + k)
-        path = None if checkpoint is None else Path(checkpoint).with_name(f"{member.name}.pt")
-        net, history = run(member, checkpoint=path, retrain=retrain, data=data, verbose=verbose,
-                           extra=extra)
-        nets.append(net.cpu())
+        net, history = run(member, checkpoint=sibling(checkpoint, member), retrain=retrain,
+                           data=data, verbose=verbose, extra=extra)
+        nets.append(net)
         rows.append(history.rows[-1])
     model = Ensemble(nets)
     parts = prepare(config, data)
-    scores = evaluate(model, Batches([parts["x_eval"]], parts["y_eval"], 256), device="cpu")
+    scores = evaluate(model, Batches([parts["x_eval"]], parts["y_eval"], 256))
     row = {"epoch": config.epochs,
            **{key: float(np.mean([r[key] for r in rows])) for key in ("train_loss", "train_acc")},
            "val_loss": scores["loss"], "val_acc": scores["acc"]}
@@ -466,8 +470,8 @@ def pseudo_labels(
     label of the evaluation rows is read.
     """
     teacher_config = replace(config, adapt=0.0)
-    path = None if checkpoint is None else Path(checkpoint).with_name(f"{teacher_config.name}.pt")
-    teacher, _ = run(teacher_config, checkpoint=path, retrain=retrain, data=data, verbose=verbose)
+    teacher, _ = run(teacher_config, checkpoint=sibling(checkpoint, teacher_config),
+                     retrain=retrain, data=data, verbose=verbose)
     x_eval = prepare(config, data)["x_eval"]
     confidence, digits = predict(teacher, [x_eval]).softmax(dim=1).max(dim=1)
     keep = confidence >= config.adapt

@@ -26,7 +26,6 @@ from torch import nn
 
 from coursekit.checkpoint import config_name
 from coursekit.data.balls import (
-    BOX_SCALE,
     FRICTIONS,
     MASSES,
     N_BALLS,
@@ -46,6 +45,7 @@ from coursekit.models.balls import (
     LAYOUTS,
     BallDetector,
     Forecaster,
+    box_scale,
     decode,
     predicted_colors,
 )
@@ -86,11 +86,6 @@ class DetectorConfig:
         return config_name(f"balls_{self.layout}", self)
 
 
-def scale() -> torch.Tensor:
-    """Return BOX_SCALE as a float32 tensor (4,)."""
-    return torch.tensor(BOX_SCALE, dtype=torch.float32)
-
-
 def image_tensors(data: BallImages, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (images uint8 (n, 3, 100, 100), presence float32 (n, 9)) of the indexed images."""
     images = torch.from_numpy(data.images[index]).permute(0, 3, 1, 2).contiguous()
@@ -105,7 +100,7 @@ def detector_targets(data: BallImages, index: np.ndarray, layout: str) -> torch.
     boxes = data.boxes[index]
     if layout == "three":
         boxes = present_boxes(boxes, data.presence[index])
-    normalized = torch.from_numpy(np.ascontiguousarray(boxes)) / scale()
+    normalized = torch.from_numpy(np.ascontiguousarray(boxes)) / box_scale()
     return torch.cat([presence, normalized.flatten(1)], dim=1)
 
 
@@ -250,7 +245,7 @@ def sequence_boxes(data: BallSequences, index: np.ndarray) -> np.ndarray:
 
 def forecast_inputs(context: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
     """Return x (n, T * 12 + 9): context boxes (n, T, 3, 4) in pixels, normalized, + presence."""
-    return torch.cat([(context / scale()).flatten(1), presence], dim=1)
+    return torch.cat([(context / box_scale()).flatten(1), presence], dim=1)
 
 
 def forecast_tensors(
@@ -259,7 +254,7 @@ def forecast_tensors(
     """Return (x (n, 19 * 12 + 9), y (n, 3, 4) normalized boxes of the next step)."""
     boxes = torch.from_numpy(sequence_boxes(data, index))
     presence = torch.from_numpy(data.presence[index])
-    return forecast_inputs(boxes[:, :context], presence), boxes[:, context] / scale()
+    return forecast_inputs(boxes[:, :context], presence), boxes[:, context] / box_scale()
 
 
 def last_position(context: torch.Tensor) -> torch.Tensor:
@@ -320,7 +315,7 @@ def model_predictor(model: nn.Module, presence: torch.Tensor) -> Callable:
 
     def next_boxes(context: torch.Tensor) -> torch.Tensor:
         out = predict(model, forecast_inputs(context, presence), EVAL_BATCH)
-        return out.view(-1, 3, 4) * scale()
+        return out.view(-1, 3, 4) * box_scale()
 
     return next_boxes
 
@@ -401,7 +396,7 @@ class SymmetricBatches:
         boxes = symmetric(self.boxes, self.generator)
         context = boxes.shape[1] - 1
         x = forecast_inputs(boxes[:, :context], self.presence)
-        y = boxes[:, context] / scale()
+        y = boxes[:, context] / box_scale()
         order = torch.randperm(len(boxes), generator=self.generator)
         for start in range(0, len(boxes), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -417,7 +412,7 @@ def forecast_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Ten
         raise ValueError(f"unknown forecast loss {name!r}; use one of {FORECAST_LOSSES}")
 
     def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        output, target = output * scale().to(output), target * scale().to(output)
+        output, target = output * box_scale(output), target * box_scale(output)
         if name == "l1":
             return F.l1_loss(output, target)
         size = lambda b: b[..., 2:] - b[..., :2]  # noqa: E731

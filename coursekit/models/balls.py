@@ -58,8 +58,10 @@ PAIRS = ((0, 1), (0, 2), (1, 2))
 STEP = N_BALLS * 4  # values per time step in a forecaster input
 
 
-def box_scale(like: torch.Tensor) -> torch.Tensor:
-    """Return BOX_SCALE (4,) as a tensor of `like`'s device and dtype."""
+def box_scale(like: torch.Tensor | None = None) -> torch.Tensor:
+    """Return BOX_SCALE (4,) as a tensor of `like`'s device and dtype (default: float32, CPU)."""
+    if like is None:
+        return torch.tensor(BOX_SCALE, dtype=torch.float32)
     return torch.tensor(BOX_SCALE, device=like.device, dtype=like.dtype)
 
 

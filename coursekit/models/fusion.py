@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +75,13 @@ def late_fusion(logits_a: torch.Tensor, logits_b: torch.Tensor, rule: str = "pro
     """
     if rule not in LATE_RULES:
         raise ValueError(f"rule must be one of {LATE_RULES}, got {rule!r}")
-    log_a, log_b = F.log_softmax(logits_a, 1), F.log_softmax(logits_b, 1)
     if rule == "product":
-        return F.log_softmax(log_a + log_b, 1)
-    return torch.logsumexp(torch.stack([log_a, log_b]), 0) - torch.log(torch.tensor(2.0))
+        return F.log_softmax(F.log_softmax(logits_a, 1) + F.log_softmax(logits_b, 1), 1)
+    return mean_probability(logits_a, logits_b)
+
+
+def mean_probability(*logits: torch.Tensor) -> torch.Tensor:
+    """Return log((p_1 + ... + p_n) / n) (B, C) of n classifiers' logits (B, C), computed in
+    log space (no probability underflows to a log of 0)."""
+    logs = torch.stack([F.log_softmax(x, 1) for x in logits])
+    return torch.logsumexp(logs, 0) - math.log(len(logits))
