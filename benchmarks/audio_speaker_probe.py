@@ -74,15 +74,16 @@ the band recipe without adaptation: 69.0 %), none kept: `lifter` 20 / 13 / 8: 68
 62.9 %; SpecAugment (freq_mask 4, time_mask 8) 65.4 %; `trim_db` 20 / 40 instead of 30:
 67.8 / 63.8 %. Tried with code written for the trial and removed since: label smoothing 0.1
 69.7 % (+0.7); mixup alpha 0.2 / 0.5 68.2 / 65.1 %; a log-mel floor at the recording's
-maximum - 40 / - 50 dB (lucas's median frame sits 44 dB under his loudest, the others' 36 dB) 68.8 /
-68.3 %; heads pooling frequency (max) 57.0 %, or time down to 4 / 8 cells 63.4 / 65.5 %;
-training on a random one of several silence cuts (trim 20/40 or 20/25/35 beside 30, eval
-at 30) 68.3 / 66.7 %. The validation errors are whole digits read as another one (jackson's
-"four" as "two" 35 times in 50; george's and lucas's "two" as "six"/"seven"), and they
-change with the silence cut: averaging the probabilities of networks trained with
-different cuts (30, 20, 40 dB, one network each, seeds 0, 1, 2) gave 70.1 % against 69.0 %
-for three at 30 dB (nine networks, three per cut: 72.1 %). Measured by combining the
-probe's checkpoints in a scratch script, not built: each member would need its own input.
+maximum - 40 / - 50 dB 68.8 / 68.3 % (lucas's median frame sits 44 dB under his loudest,
+the others' 36 dB); heads pooling frequency (max) 57.0 %, or time down to 4 / 8 cells
+63.4 / 65.5 %; training on a random one of several silence cuts (trim 20/40 or 20/25/35
+beside 30, eval at 30) 68.3 / 66.7 %. The validation errors are whole digits read as
+another one (jackson's "four" as "two" 35 times in 50; george's and lucas's "two" as
+"six"/"seven"), and they change with the silence cut: averaging the probabilities of
+networks trained with different cuts (30, 20, 40 dB, one network each, seeds 0, 1, 2) gave
+70.1 % against 69.0 % for three at 30 dB (nine networks, three per cut: 72.1 %). Measured
+by combining the probe's checkpoints in a scratch script, not built: each member would need
+its own input.
 
 Silence before the word differs by speaker (0.03 s on average for george and jackson,
 0.14 s for lucas): the base network, which reads absolute time positions, learns it as a
