@@ -7,7 +7,7 @@
 Times, in one run and on the same files: the metadata table (headers only), reading +
 resampling + padding every file, the mel spectrogram computed file by file (what a
 `Dataset.__getitem__` doing the transform would cost per epoch) against the batched
-`coursekit.data.audio.logmel`, then `logmel_features` the first time (compute + atomic cache
+`coursekit.audio.data.logmel`, then `logmel_features` the first time (compute + atomic cache
 write) and the second time (cache read). Ratios are against the per-file baseline.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from coursekit.data.audio import (
+from coursekit.audio.data import (
     MelConfig,
     audio_table,
     load_waveforms,
@@ -28,7 +28,7 @@ from coursekit.data.audio import (
     logmel_features,
     power_to_db,
 )
-from coursekit.data.fixtures import write_fsdd_fixture
+from coursekit.audio.fixtures import write_fsdd_fixture
 
 
 def timed(label: str, fn, rows: list) -> object:

@@ -5,7 +5,7 @@
     # parts: random (the course's 80/20 split, test accuracy), val (each fold's validation
     # speaker: what settings are chosen on), test (each fold's held-out speaker)
 
-Every training is `coursekit.lessons.audio.run` with the notebook's defaults (`AudioConfig`)
+Every training is `coursekit.audio.lesson.run` with the notebook's defaults (`AudioConfig`)
 plus the JSON `--changes`; checkpoints go to `--out` (a finished one is reloaded, so a second
 call with more parts only trains what is missing) and one JSON line per call is appended to
 `--out/results.jsonl`. `--root` is read only; the log-mel cache goes to `--out/cache`.
@@ -101,8 +101,8 @@ from pathlib import Path
 
 import torch
 
-from coursekit.lessons import audio as lesson
-from coursekit.lessons.audio import AudioConfig
+from coursekit.audio import lesson
+from coursekit.audio.lesson import AudioConfig
 
 PARTS = {"val": "validation", "test": "test"}
 

@@ -26,8 +26,8 @@ import time
 
 import torch
 
-from coursekit.data import balls
-from coursekit.lessons import balls as lb
+from coursekit.balls import data as balls
+from coursekit.balls import lesson as lb
 
 
 def errors(pred: torch.Tensor, true: torch.Tensor) -> str:

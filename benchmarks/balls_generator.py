@@ -12,7 +12,7 @@ import argparse
 import tempfile
 import time
 
-from coursekit.data import balls
+from coursekit.balls import data as balls
 
 
 def timed(fn, *args) -> tuple[float, object]:

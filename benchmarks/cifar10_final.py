@@ -9,7 +9,7 @@ labelled, only if the data root has a test split.
     .venv/bin/python benchmarks/cifar10_final.py --model final --budget-minutes 60 --device cuda
 
 --model tutorial is the sheet's start (batch 4, SGD lr 0.001, momentum 0.9); --model final
-is `coursekit.lessons.cifar.FINAL` (one-cycle laid over the epochs that fit the budget).
+is `coursekit.cifar.lesson.FINAL` (one-cycle laid over the epochs that fit the budget).
 The last line is `accuracy: NN.NN`, the validation accuracy in % (with the config's
 test-time flip for the final net).
 """
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from coursekit.lessons import cifar
+from coursekit.cifar import lesson as cifar
 from coursekit.models import count_parameters
 from coursekit.settings import get_device
 

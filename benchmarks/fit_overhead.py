@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.data.tensor_loader import TensorLoader
-from coursekit.models import LeNet5
+from coursekit.fashion.models import LeNet5
 from coursekit.settings import get_device, seed_everything
 from coursekit.train import fit, synchronize
 

@@ -22,9 +22,9 @@ import argparse
 
 import torch
 
-from coursekit.data.assignment import balanced_sample_range, generate
-from coursekit.lessons.hungarian import hungarian_ms, model_ms
-from coursekit.models.hnet import HNet
+from coursekit.hungarian.data import balanced_sample_range, generate
+from coursekit.hungarian.lesson import hungarian_ms, model_ms
+from coursekit.hungarian.models import HNet
 
 
 def main() -> None:

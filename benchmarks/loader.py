@@ -24,7 +24,7 @@ from torchvision import datasets, transforms
 
 from coursekit.data.fixtures import write_mnist_fixture
 from coursekit.data.tensor_loader import TensorLoader
-from coursekit.models.lenet import LeNet5
+from coursekit.fashion.models import LeNet5
 from coursekit.settings import get_device
 
 MEAN, STD = (0.2860,), (0.3530,)

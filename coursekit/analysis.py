@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from coursekit.french import fr_num, fr_pct
 from coursekit.train import history_frame
 
 REL_TOL = 0.05
@@ -111,31 +112,6 @@ def overfitting_table(runs: Mapping[str, Any], **kwargs: Any):
         "epochs_above_tol", "final_train_loss", "final_gap", "gap_ratio",
     ]  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")[columns]
-
-
-NBSP = "\u00a0"  # French typography: no line break inside "12,5 %" or "60 000"
-
-
-def fr_num(x: float, digits: int = 4) -> str:
-    """Return `x` with `digits` significant digits and a French decimal comma ('0,0418')."""
-    return f"{x:.{digits}g}".replace(".", ",")
-
-
-def fr_fixed(x: float, decimals: int = 2, signed: bool = False) -> str:
-    """Return `x` with a fixed number of decimals and a French decimal comma ('2,30')."""
-    sign = "+" if signed else ""
-    return f"{x:{sign}.{decimals}f}".replace(".", ",")
-
-
-def fr_pct(x: float, decimals: int = 2, signed: bool = False) -> str:
-    """Return the fraction `x` as a French percentage, e.g. '18,00 %' or '+0,35 %'."""
-    sign = "+" if signed else ""
-    return f"{100 * x:{sign}.{decimals}f}".replace(".", ",") + f"{NBSP}%"
-
-
-def fr_int(n: int) -> str:
-    """Return the integer `n` with French thousands separators ('60 000')."""
-    return f"{int(n):,}".replace(",", NBSP)
 
 
 def _pct(x: float) -> str:
@@ -309,7 +285,7 @@ def reduced_lr_epochs(history: Any) -> list[int]:
     """Return the epochs that started with a learning rate below the first epoch's.
 
     `history`: a History, or any epoch-indexed DataFrame with an `lr` column (such as the
-    replay of `coursekit.lessons.fashion.replay_patience`).
+    replay of `coursekit.fashion.lesson.replay_patience`).
     """
     df = history_frame(history, training_only=True)
     first = float(df["lr"].iloc[0])

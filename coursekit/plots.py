@@ -13,7 +13,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, ScalarFormatter
 
-from coursekit.analysis import fr_num, lr_changes
+from coursekit.analysis import lr_changes
+from coursekit.french import fr_num
 from coursekit.settings import figures_dir
 from coursekit.train import history_frame
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from coursekit.audio.fixtures import ensure_fsdd_fixture
 from coursekit.data.fixtures import ensure_fixtures
 
 
@@ -25,8 +26,8 @@ def tmp_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a fixture root holding MNIST, FashionMNIST and CIFAR-10 fixtures (read-only)."""
-    return ensure_fixtures(tmp_path_factory.mktemp("fixture_data") / "root")
+    """Return a fixture root holding MNIST, FashionMNIST, CIFAR-10 and FSDD fixtures (read-only)."""
+    return ensure_fsdd_fixture(ensure_fixtures(tmp_path_factory.mktemp("fixture_data") / "root"))
 
 
 @pytest.fixture

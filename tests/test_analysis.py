@@ -11,9 +11,6 @@ from coursekit.analysis import (
     comparison_sentence,
     curve_shape,
     first_collapsed_epoch,
-    fr_int,
-    fr_num,
-    fr_pct,
     lr_changes,
     overfitting_report,
     overfitting_table,
@@ -24,6 +21,7 @@ from coursekit.analysis import (
     train_measurement_sentence,
     verdict_sentence,
 )
+from coursekit.french import fr_int, fr_num, fr_pct
 from coursekit.train import History
 
 

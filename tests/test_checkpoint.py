@@ -5,7 +5,7 @@ import torch
 
 from coursekit import checkpoint as ck
 from coursekit.checkpoint import CheckpointError, atomic_dir, load_checkpoint, save_checkpoint
-from coursekit.lessons.mnist_loss import MnistLossConfig
+from coursekit.mnist.lesson import MnistLossConfig
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from coursekit.data.fixtures import (
     write_cifar10_jpg_fixture,
     write_mnist_fixture,
 )
-from coursekit.models import LeNet5
+from coursekit.fashion.models import LeNet5
 
 
 def test_mnist_fixture_writes_big_endian_idx_files(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit.models import LeNet5
+from coursekit.fashion.models import LeNet5
 from coursekit.models.measure import capture_io, feature_stats, parameter_stats
 
 

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from coursekit.checkpoint import load_checkpoint
 from coursekit.data import load_splits
-from coursekit.models import LeNet5
+from coursekit.fashion.models import LeNet5
 from coursekit.settings import seed_everything
 from coursekit.train import EarlyStopping, History, evaluate, fit, predict
 

@@ -9,6 +9,7 @@ from coursekit.data.fixtures import (
     write_mnist_fixture,
 )
 from coursekit.data.formats import is_fixture_root
+from coursekit.data.roots import resolve_root
 from coursekit.data.tensor_loader import TensorLoader, to_uint8_tensors
 from coursekit.data.vision import (
     DATASETS,
@@ -19,7 +20,6 @@ from coursekit.data.vision import (
     how_to_get,
     load_dataset,
     load_splits,
-    resolve_root,
     targets,
 )
 

@@ -32,8 +32,10 @@ from torchvision import datasets, transforms
 
 from coursekit import settings
 from coursekit.checkpoint import atomic_write
+from coursekit.data import roots
 from coursekit.data.cifar_jpg import CIFAR10Jpg, split_folder
 from coursekit.data.errors import ChecksumError, DatasetFormatError, DatasetMissingError
+from coursekit.data.fixtures import ensure_fixtures
 from coursekit.data.formats import (
     CIFAR_CLASSES,
     CIFAR_FILES,
@@ -291,15 +293,9 @@ def _canonical(name: str) -> str:
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """Return the data root: explicit `root`, else fixtures in smoke mode, else data_root()."""
-    if root is not None:
-        return Path(root).expanduser()
-    if settings.smoke_mode():
-        # Smoke mode is the one place real loading asks for fixtures, and only when switched on.
-        from coursekit.data.fixtures import ensure_fixtures
-
-        return ensure_fixtures()
-    return settings.data_root()
+    """Return the data root of the image datasets (`data.roots.resolve_root`, with the MNIST,
+    FashionMNIST and CIFAR-10 fixtures written in smoke mode)."""
+    return roots.resolve_root(root, fixtures=ensure_fixtures)
 
 
 def _cifar_batches_complete(root: Path) -> bool:

@@ -1,7 +1,6 @@
-"""Networks used by the notebooks, one file each, and `measure` to look inside them."""
+"""Shared model tools: parameter counts and statistics (`measure`), layer tables and
+operation counts (`layers`). Each exercise's networks live in its own folder."""
 
-from coursekit.models.lenet import LeNet5
 from coursekit.models.measure import count_parameters
-from coursekit.models.mnist_net import MnistNet
 
-__all__ = ["LeNet5", "MnistNet", "count_parameters"]
+__all__ = ["count_parameters"]

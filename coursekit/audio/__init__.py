@@ -1,0 +1,1 @@
+"""Notebook 02: spoken digits (FSDD / AudioMNIST), mel spectrograms, speaker leakage, fusion."""

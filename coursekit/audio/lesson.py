@@ -1,0 +1,545 @@
+"""Notebook 02: spoken digits, the log-mel CNN, split leakage (random vs speaker-disjoint).
+
+An `AudioConfig` names everything one training depends on: the split (the course's random
+80/20 split of the files, or a speaker-disjoint one), the evaluation set (the test part, or
+a validation part carved out of the training part for choices), the normalization, the
+augmentations and the CNN. `run(config, checkpoint=...)` trains it on log-mel features
+computed once (`AudioData`, cached by `coursekit.audio.data`) and returns (model, History).
+
+Validation for choices: with a speaker split and eval='validation', the test speaker is
+left out entirely and one *training* speaker (`validation_speaker`) becomes the validation
+set, so a setting is chosen on voices the model never heard without looking at the test
+speaker. With the random split, eval='validation' holds out 20 % of the training files.
+
+The spectrogram transforms live in `audio_transforms`, the multimodal experiment in
+`audio_fusion`, the figures in `audio_plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torchaudio
+from torch import nn
+
+from coursekit.audio.data import (
+    MelConfig,
+    audio_table,
+    logmel_features,
+    mel_frequencies,
+    random_split,
+    speaker_split,
+)
+from coursekit.audio.models import HEADS, AudioCNN, mean_probability
+from coursekit.audio.transforms import (
+    cepstral_smoothing,
+    fill_time,
+    freq_warp,
+    time_shift,
+    time_stretch,
+    trim_silence,
+    utterance_normalize,
+    with_deltas,
+)
+from coursekit.checkpoint import config_name
+from coursekit.settings import get_device, seed_everything
+from coursekit.train import History, evaluate, fit, predict
+
+SPLITS = ("random", "speaker")
+SCHEDULES = ("constant", "cosine")
+EVALS = ("test", "validation")
+NORMALIZATIONS = ("global", "utterance")
+NEW_FIELDS = {"ensemble": 1, "adapt": 0.0}  # AudioConfig fields left out of names when at these
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+@dataclass
+class AudioData:
+    """A table of recordings and their log-mel features x float32 (N, n_mels, frames)."""
+
+    table: pd.DataFrame
+    x: torch.Tensor
+    mel: MelConfig
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Return the digits int64 (N,)."""
+        return torch.tensor(self.table["digit"].to_numpy(dtype=np.int64))
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Return the frames holding real audio in each spectrogram, int64 (N,)."""
+        return frame_lengths(self.table, self.mel)
+
+    @property
+    def speakers(self) -> list[str]:
+        """Return the sorted speaker names."""
+        return sorted(self.table["speaker"].unique())
+
+
+def frame_lengths(table: pd.DataFrame, mel: MelConfig) -> torch.Tensor:
+    """Return how many spectrogram frames of each recording hold audio (not padding), (N,).
+
+    The real frames are the first ones only when recordings are padded at the end.
+    """
+    if mel.align != "start":
+        raise ValueError(f"the lessons need MelConfig(align='start') (audio first, padding "
+                         f"after), got align={mel.align!r}")
+    samples = np.minimum(np.round(table["duration"].to_numpy() * mel.sample_rate), mel.n_samples)
+    return torch.tensor(samples.astype(np.int64) // mel.hop_length + 1)
+
+
+def load_audio(
+    root: str | Path | None = None, mel: MelConfig | None = None,
+    cache_dir: str | Path | None = None,
+) -> AudioData:
+    """Return the AudioData of the recordings at `root` (see `coursekit.audio.data`)."""
+    mel = mel or MelConfig()
+    table = audio_table(root)
+    return AudioData(table, logmel_features(table, mel, cache_dir=cache_dir), mel)
+
+
+# --- one training ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """One training of notebook 02 (defaults: the plain course CNN on the random split).
+
+    split: 'random' (test_fraction of the files, speakers ignored: the course's split) or
+      'speaker' (every file of test_speaker in the test set);
+    eval: 'test', or 'validation' to measure on a part of the training side instead
+      (a training speaker for the speaker split, see the module doc);
+    normalize: 'global' (one mean and std over the training spectrograms: the course's
+      mean normalization) or 'utterance' (each spectrogram minus its mean over its real
+      frames per mel band, divided by its own std: cepstral mean and variance
+      normalization, `utterance_normalize`);
+    min_hz, max_hz: keep only the mel bands centred in [min_hz, max_hz] (max_hz None: up to
+      Nyquist): a band-limited input ignores what differs most between microphones (rumble
+      below 100 Hz, the top band some recordings lose to their anti-aliasing filter);
+    trim_db: cut each recording's leading and trailing frames more than trim_db under its
+      loudest one (0 = off), so every word starts at frame 0 (`trim_silence`);
+    fill_time: stretch each recording's real frames over the whole length (duration
+      normalization: every word lasts the same number of frames, whatever the speaking rate);
+    deltas: add the time derivative of the spectrogram as a second input channel;
+    lifter: keep only the first `lifter` cepstral coefficients of each frame (0 = off):
+      the log-mel spectrum is smoothed along frequency, which keeps the formant envelope and
+      removes the pitch harmonics (`cepstral_smoothing`), on every set;
+    time_shift: random shift of each training spectrogram by up to that many frames;
+    time_stretch: random change of speaking rate of each training spectrogram, by a factor
+      in [1 - s, 1 + s] along time (`time_stretch`);
+    freq_warp: random stretch of the frequency axis by a factor in [1 - w, 1 + w] (a
+      longer or shorter vocal tract: vocal tract length perturbation);
+    freq_mask, time_mask: SpecAugment masks of up to that many bands / frames (n_masks
+      of each per spectrogram; 0 = off);
+    channels, hidden, dropout, batchnorm, head: the AudioCNN;
+    ensemble: how many networks to train, with seeds seed, seed + 1, ...; their
+      probabilities are averaged (`Ensemble`). Networks trained alike differ by their
+      random start and batch order, and on a new voice each errs differently;
+    adapt: unsupervised adaptation to the evaluation recordings (0 = off): the network of
+      the same config without adaptation (the teacher) labels the evaluation recordings it
+      gives a probability >= adapt, and the network is trained again on the training set
+      plus those pseudo-labelled recordings (`pseudo_labels`). No evaluation label is read,
+      but the evaluation voices are heard: a device adapting to its user, not a speaker
+      never heard;
+    schedule: 'constant' learning rate, or 'cosine' decay to 0 over the epochs.
+    """
+
+    split: str = "random"
+    test_speaker: str | None = None
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    eval: str = "test"
+    normalize: str = "global"
+    min_hz: float = 0.0
+    max_hz: float | None = None
+    trim_db: float = 0.0
+    fill_time: bool = False
+    deltas: bool = False
+    lifter: int = 0
+    time_shift: int = 0
+    time_stretch: float = 0.0
+    freq_warp: float = 0.0
+    freq_mask: int = 0
+    time_mask: int = 0
+    n_masks: int = 2
+    channels: tuple[int, ...] = (16, 32, 64)
+    hidden: int = 64
+    dropout: float = 0.3
+    batchnorm: bool = True
+    head: str = "flatten"
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    ensemble: int = 1
+    adapt: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    label: str = "run"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))  # papermill gives lists
+        choices = {"split": SPLITS, "eval": EVALS, "normalize": NORMALIZATIONS, "head": HEADS,
+                   "schedule": SCHEDULES}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.split == "speaker" and not self.test_speaker:
+            raise ValueError("split='speaker' needs test_speaker (the speaker held out)")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.ensemble < 1:
+            raise ValueError("epochs, batch_size and ensemble must be >= 1 and lr > 0")
+        for key in ("freq_warp", "time_stretch"):
+            if not 0 <= getattr(self, key) < 0.5:
+                raise ValueError(f"{key} must be in [0, 0.5), got {getattr(self, key)}")
+        if self.max_hz is not None and self.max_hz <= self.min_hz:
+            raise ValueError(f"max_hz ({self.max_hz}) must be above min_hz ({self.min_hz})")
+        if not 0 <= self.adapt < 1:
+            raise ValueError(f"adapt must be in [0, 1) (a probability threshold), got {self.adapt}")
+        if self.lifter < 0:
+            raise ValueError(f"lifter must be >= 0 (0 = off), got {self.lifter}")
+
+    @property
+    def name(self) -> str:
+        """Return a file-safe run name, e.g. 'audio_loso_3f2a9c1b', unique per experiment."""
+        # A training keeps the name it had before `ensemble` and `adapt` existed: its
+        # checkpoints stay valid (and are an ensemble's member 0, an adaptation's teacher).
+        ignore = ("device", "label",
+                  *(key for key, default in NEW_FIELDS.items() if getattr(self, key) == default))
+        return config_name(f"audio_{self.label}", self, ignore=ignore)
+
+
+def validation_speaker(speakers: Sequence[str], test_speaker: str) -> str:
+    """Return the training speaker used for validation: the one after `test_speaker` in
+    sorted order (cyclically), so each fold validates on a different voice."""
+    ordered = sorted(speakers)
+    if test_speaker not in ordered or len(ordered) < 3:
+        raise ValueError(
+            f"need >= 3 speakers including {test_speaker!r} to keep one for validation, "
+            f"got {ordered}"
+        )
+    return ordered[(ordered.index(test_speaker) + 1) % len(ordered)]
+
+
+def band_slice(config: AudioConfig, mel: MelConfig) -> slice:
+    """Return the slice of mel bands whose centre lies in [config.min_hz, config.max_hz]."""
+    centres = mel_frequencies(mel)
+    high = config.max_hz if config.max_hz is not None else np.inf
+    kept = np.flatnonzero((centres >= config.min_hz) & (centres <= high))
+    if len(kept) < 8:
+        raise ValueError(f"only {len(kept)} mel bands between {config.min_hz} and "
+                         f"{config.max_hz} Hz; widen the band or use more mel bands")
+    return slice(int(kept[0]), int(kept[-1]) + 1)
+
+
+def split_rows(table: pd.DataFrame, config: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Return (training rows, evaluation rows) of `table` for the config's split and eval."""
+    if config.split == "random":
+        train, test = random_split(table, config.test_fraction, config.split_seed)
+        if config.eval == "test":
+            return train, test
+        inner = table.iloc[train]
+        fit_rows, val_rows = random_split(inner, config.test_fraction, config.split_seed + 1)
+        return train[fit_rows], train[val_rows]
+    train, test = speaker_split(table, [config.test_speaker])
+    if config.eval == "test":
+        return train, test
+    val_speaker = validation_speaker(table["speaker"].unique(), config.test_speaker)
+    is_val = (table["speaker"].iloc[train] == val_speaker).to_numpy()
+    return train[~is_val], train[is_val]
+
+
+def normalizer(
+    config: AudioConfig, x_train: torch.Tensor
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Return f(spectrograms (N, F, T), real frame counts (N,)) -> normalized (N, F, T);
+    'global' statistics come from x_train only, 'utterance' ones from each recording."""
+    if config.normalize == "global":
+        mean, std = x_train.mean(), x_train.std()
+        return lambda x, lengths: (x - mean) / std
+    return utterance_normalize
+
+
+def augmenter(config: AudioConfig, mel: MelConfig, seed: int) -> Callable | None:
+    """Return the training-batch transform (B, 1, F, T) -> (B, 1, F, T) of the config,
+    or None when it asks for no augmentation."""
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    generator = torch.Generator().manual_seed(seed)
+    if config.freq_warp > 0:
+        centres = mel_frequencies(mel)[band_slice(config, mel)]
+        steps.append(lambda x: freq_warp(x, config.freq_warp, centres, generator))
+    if config.time_stretch > 0:
+        steps.append(lambda x: time_stretch(x, config.time_stretch, generator))
+    if config.time_shift > 0:
+        steps.append(lambda x: time_shift(x, config.time_shift, generator))
+    for _ in range(config.n_masks if config.freq_mask else 0):
+        steps.append(torchaudio.transforms.FrequencyMasking(config.freq_mask, iid_masks=True))
+    for _ in range(config.n_masks if config.time_mask else 0):
+        steps.append(torchaudio.transforms.TimeMasking(config.time_mask, iid_masks=True))
+    if not steps:
+        return None
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return apply
+
+
+class Batches:
+    """Mini-batches of in-memory tensors: yields (inputs, y), inputs a tensor or a tuple.
+
+    inputs: tensors with the same first dimension N; transforms: one callable or None per
+    input, applied to each batch (training augmentation); shuffle: a new order per epoch,
+    drawn from a generator seeded once (the run stays reproducible).
+    """
+
+    def __init__(
+        self, inputs: Sequence[torch.Tensor], y: torch.Tensor, batch_size: int,
+        shuffle: bool = False, transforms: Sequence[Callable | None] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if any(len(t) != len(y) for t in inputs):
+            raise ValueError(f"inputs of lengths {[len(t) for t in inputs]} vs {len(y)} labels")
+        self.inputs, self.y, self.batch_size, self.shuffle = list(inputs), y, batch_size, shuffle
+        self.transforms = list(transforms) if transforms else [None] * len(self.inputs)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            parts = [t[idx] if f is None else f(t[idx])
+                     for t, f in zip(self.inputs, self.transforms, strict=True)]
+            yield (parts[0] if len(parts) == 1 else tuple(parts)), self.y[idx]
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+class Ensemble(nn.Module):
+    """Networks whose probabilities are averaged: input (B, ...) -> log of the mean
+    probability (B, n_classes), which serves as logits (its softmax is that mean)."""
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the log mean probability (B, n_classes) of the networks on x."""
+        return mean_probability(*(net(x) for net in self.nets))
+
+
+def make_model(config: AudioConfig, mel: MelConfig) -> AudioCNN:
+    """Return the AudioCNN of the config for spectrograms of `mel`'s shape (bands kept)."""
+    bands = band_slice(config, mel)
+    return AudioCNN(
+        n_mels=bands.stop - bands.start, n_frames=mel.n_frames, channels=config.channels,
+        hidden=config.hidden, dropout=config.dropout, batchnorm=config.batchnorm,
+        head=config.head, in_channels=2 if config.deltas else 1,
+    )  # fmt: skip
+
+
+def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
+    """Return the rows and network inputs (N, C, F', T) of one config: keys train_rows,
+    eval_rows, x_train, x_eval, y_train, y_eval, norm (the fitted normalizer)."""
+    train_rows, eval_rows = split_rows(data.table, config)
+    bands = band_slice(config, data.mel)
+
+    def smooth(x: torch.Tensor) -> torch.Tensor:
+        x = x[:, bands]
+        return cepstral_smoothing(x, config.lifter) if config.lifter else x
+
+    fitted = normalizer(config, smooth(data.x[train_rows]))
+
+    def norm(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Return the network's input (N, C, F', T) of log-mels x (N, F, T)."""
+        if config.trim_db > 0:
+            x, lengths = trim_silence(x, lengths, config.trim_db)
+        x = fitted(smooth(x), lengths)
+        if config.fill_time:
+            x = fill_time(x, lengths)
+        return with_deltas(x) if config.deltas else x.unsqueeze(1)
+
+    y, lengths = data.y, data.lengths
+    return {
+        "train_rows": train_rows, "eval_rows": eval_rows, "norm": norm,
+        "x_train": norm(data.x[train_rows], lengths[train_rows]),
+        "x_eval": norm(data.x[eval_rows], lengths[eval_rows]),
+        "y_train": y[train_rows], "y_eval": y[eval_rows],
+    }  # fmt: skip
+
+
+def run(
+    config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool = False,
+    data: AudioData | None = None, verbose: bool = True,
+    extra: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[nn.Module, History]:
+    """Return (trained network, History) of one training; val_* columns are measured on
+    the config's evaluation rows (test or validation, see AudioConfig.eval).
+
+    data: the recordings and features (default: `load_audio()`). checkpoint: written after
+    every epoch; a finished one is loaded instead of training again (retrain: train anyway).
+    extra: (network inputs (M, C, F', T), labels (M,)) added to the training set; with
+    config.adapt > 0 and no extra, they are the teacher's `pseudo_labels`. With
+    config.ensemble > 1, see `run_ensemble`.
+    """
+    data = data if data is not None else load_audio()
+    if config.adapt > 0 and extra is None:
+        extra = pseudo_labels(config, data, checkpoint=checkpoint, retrain=retrain,
+                              verbose=verbose)
+    if config.ensemble > 1:
+        return run_ensemble(config, checkpoint=checkpoint, retrain=retrain, data=data,
+                            verbose=verbose, extra=extra)
+    device = get_device(config.device)
+    seed_everything(config.seed)
+    model = make_model(config, data.mel)
+    parts = prepare(config, data)
+    x_train, y_train = parts["x_train"], parts["y_train"]
+    if extra is not None:
+        x_train, y_train = torch.cat([x_train, extra[0]]), torch.cat([y_train, extra[1]])
+    train = Batches([x_train], y_train, config.batch_size, shuffle=True,
+                    transforms=[augmenter(config, data.mel, config.seed)], seed=config.seed)
+    val = Batches([parts["x_eval"]], parts["y_eval"], 256)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+                 if config.schedule == "cosine" else None)
+    history = fit(model, train, val, epochs=config.epochs, optimizer=optimizer, device=device,
+                  scheduler=scheduler, checkpoint=checkpoint, restart=retrain, verbose=verbose)
+    return model, history
+
+
+def sibling(checkpoint: str | Path | None, config: AudioConfig) -> Path | None:
+    """Return the checkpoint of `config` in the folder of `checkpoint` (None stays None)."""
+    return None if checkpoint is None else Path(checkpoint).with_name(f"{config.name}.pt")
+
+
+def run_ensemble(
+    config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool, data: AudioData,
+    verbose: bool, extra: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[Ensemble, History]:
+    """Return (Ensemble of config.ensemble networks, History of one row: the members' mean
+    train_loss and train_acc at their last epoch, the ensemble's val_loss and val_acc).
+
+    Member k is `run(config with ensemble=1 and seed=config.seed + k)`, its checkpoint named
+    after its own config next to `checkpoint`: member 0 is the single network of the same
+    config, so an ensemble reuses it and only trains the others. extra: as in `run`, the
+    same for every member (an adapted ensemble's members learn its teacher's labels).
+    """
+    nets, rows = [], []
+    for k in range(config.ensemble):
+        member = replace(config, ensemble=1, seed=config.seed + k)
+        net, history = run(member, checkpoint=sibling(checkpoint, member), retrain=retrain,
+                           data=data, verbose=verbose, extra=extra)
+        nets.append(net)
+        rows.append(history.rows[-1])
+    model = Ensemble(nets)
+    parts = prepare(config, data)
+    scores = evaluate(model, Batches([parts["x_eval"]], parts["y_eval"], 256))
+    row = {"epoch": config.epochs,
+           **{key: float(np.mean([r[key] for r in rows])) for key in ("train_loss", "train_acc")},
+           "val_loss": scores["loss"], "val_acc": scores["acc"]}
+    return model, History(rows=[row], stopped_reason=f"ensemble of {config.ensemble}")
+
+
+def pseudo_labels(
+    config: AudioConfig, data: AudioData, *, checkpoint: str | Path | None, retrain: bool,
+    verbose: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (network inputs (M, C, F', T), predicted digits (M,)) of the evaluation
+    recordings the teacher gives a probability >= config.adapt (taught in notebook 02).
+
+    The teacher is `run(config without adaptation)`, its checkpoint named after its own
+    config next to `checkpoint`: a run of that config, before or after, shares it. No
+    label of the evaluation rows is read.
+    """
+    teacher_config = replace(config, adapt=0.0)
+    teacher, _ = run(teacher_config, checkpoint=sibling(checkpoint, teacher_config),
+                     retrain=retrain, data=data, verbose=verbose)
+    x_eval = prepare(config, data)["x_eval"]
+    confidence, digits = predict(teacher, [x_eval]).softmax(dim=1).max(dim=1)
+    keep = confidence >= config.adapt
+    return x_eval[keep], digits[keep]
+
+
+def accuracy_of(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Return the fraction of rows whose argmax is y."""
+    return float((logits.argmax(1) == y).float().mean())
+
+
+# --- leakage: random split against speaker-disjoint splits -------------------------------
+
+
+def speaker_runs(
+    config: AudioConfig, data: AudioData, checkpoint_for: Callable[[AudioConfig], Path | None],
+    retrain: bool = False, verbose: bool = False,
+) -> tuple[pd.DataFrame, dict[str, History]]:
+    """Return (table, {speaker: History}) of leave-one-speaker-out: one table row per held-out
+    speaker with n_train, n_eval, eval_acc (final epoch), train_acc (last epoch, during
+    training); with eval='validation' the evaluation is that fold's validation speaker.
+
+    Each fold is `run(replace(config, split='speaker', test_speaker=s), checkpoint=
+    checkpoint_for(that config))`: every training keeps its own checkpoint.
+    """
+    rows, histories = [], {}
+    for speaker in data.speakers:
+        fold = replace(config, split="speaker", test_speaker=speaker)
+        _, history = run(fold, checkpoint=checkpoint_for(fold), retrain=retrain, data=data,
+                         verbose=verbose)
+        n_train, n_eval = (len(r) for r in split_rows(data.table, fold))
+        last = history.rows[-1]
+        rows.append({"speaker": speaker, "n_train": n_train, "n_eval": n_eval,
+                     "eval_acc": last["val_acc"], "train_acc": last["train_acc"]})
+        histories[speaker] = history
+    return pd.DataFrame(rows).set_index("speaker"), histories
+
+
+# --- choosing a recipe on validation -----------------------------------------------------
+
+
+def forward_selection(
+    singles: Mapping[str, float], changes: Mapping[str, dict], baseline: float,
+    score: Callable[[str, dict], float], min_gain: float = 0.01, last: Sequence[str] = (),
+) -> tuple[list[str], dict, float, list[dict[str, Any]]]:
+    """Return (chosen keys, their merged changes, their score, steps): greedy forward selection.
+
+    singles: each variant's validation score alone; changes: its AudioConfig fields. Only the
+    variants beating `baseline` by min_gain are tried, best first: the recipe starts as the
+    best one, and each next one is added if score(label, merged changes) beats the recipe's
+    by min_gain. Adding them all at once can be worse than any of them alone (too much
+    augmentation for the epochs); this keeps only what helps on top of what is kept. steps:
+    one dict per trial (label, score, kept). No variant beats the baseline and no `last`
+    key: ([], {}, baseline, []).
+
+    last: keys tried after all the others, in this order, whatever their single scores
+    (those that multiply the cost of every later trial: an ensemble, an adaptation).
+    """
+    ranked = sorted((k for k in singles if singles[k] >= baseline + min_gain and k not in last),
+                    key=lambda k: -singles[k])
+    chosen, recipe, best = [], {}, baseline
+    if ranked:
+        chosen, recipe, best = [ranked[0]], dict(changes[ranked[0]]), singles[ranked[0]]
+    steps: list[dict[str, Any]] = []
+    for key in [*ranked[1:], *(k for k in last if k in singles)]:
+        label, trial = "+".join([*chosen, key]), {**recipe, **changes[key]}
+        value = score(label, trial)
+        kept = value >= best + min_gain
+        steps.append({"label": label, "score": value, "kept": kept})
+        if kept:
+            chosen, recipe, best = [*chosen, key], trial, value
+    return chosen, recipe, best, steps

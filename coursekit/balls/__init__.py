@@ -1,0 +1,1 @@
+"""Notebook 06: simulated balls, colour detection, boxes and position forecasting."""

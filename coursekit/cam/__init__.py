@@ -1,0 +1,1 @@
+"""Notebook 03: class activation maps (torchcam) under imgaug transformations."""

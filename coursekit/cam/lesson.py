@@ -1,0 +1,650 @@
+"""Notebook 03: what a CNN looks at (the CAM family, torchcam 0.5) and how its maps move
+when the image is transformed (imgaug).
+
+- Images: scikit-image's samples (the cat `chelsea`, a mosaic of it for several cats, the
+  `coffee` cup for none), students' own files in `data/cam/`, or CIFAR-10 validation images.
+- `compute_cams`: maps (N, H, W) in [0, 1] at the image's size, and class probabilities.
+- `TRANSFORMS`: brightness, contrast, shear, elastic distortion, scale, perspective, each
+  with `STEPS` deterministic magnitudes from 0 (the identity) upwards; `apply_transform`
+  warps CAM heatmaps with the image (imgaug augments both with the same parameters).
+- `consistency`: the CAM of a transformed image against the reference CAM warped by the
+  same transform (Pearson correlation, IoU of the top-20 % regions, energy share and
+  pointing game in the reference's top region); `sensitivity_study` tabulates it with the
+  class probability and rank for every transform, magnitude and method.
+- Figures (overlays with torchcam's `overlay_mask`, transform grids, curves) and an
+  ipywidgets explorer. Every figure carries the backbone's caption, which says when its
+  weights are random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.ticker import FuncFormatter
+from PIL import Image
+
+from coursekit.cam.augment import iaa
+from coursekit.cam.backbones import Backbone
+from coursekit.french import fr_num, fr_pct
+
+STEPS = 10  # magnitudes per transform, the sheet's "10 images"
+TOP_FRACTION = 0.2  # the "important" region of a map: its top 20 % pixels
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+ROLES = {"one": "un objet", "several": "plusieurs objets", "none": "aucun objet"}
+# File stems accepted in data/cam/ for each role (English or French).
+ROLE_STEMS = {"one": ("one", "un"), "several": ("several", "plusieurs"), "none": ("none", "aucun")}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A torchcam CAM method: class name in torchcam.methods, French label, whether it needs
+    the fc layer after global pooling, is fast on a CPU, and draws random noise."""
+
+    torchcam: str
+    label: str
+    needs_fc: bool = False
+    fast: bool = True
+    stochastic: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "cam": Method("CAM", "CAM", needs_fc=True),
+    "gradcam": Method("GradCAM", "Grad-CAM"),
+    "gradcampp": Method("GradCAMpp", "Grad-CAM++"),
+    "smoothgradcampp": Method("SmoothGradCAMpp", "Smooth Grad-CAM++", fast=False, stochastic=True),
+    "scorecam": Method("ScoreCAM", "Score-CAM", fast=False),
+    "xgradcam": Method("XGradCAM", "XGrad-CAM"),
+    "layercam": Method("LayerCAM", "Layer-CAM"),
+}
+
+
+# --- images -----------------------------------------------------------------------------
+
+
+def square(image: np.ndarray, size: int) -> np.ndarray:
+    """Return `image` (H, W[, C]) center-cropped to a square, resized to uint8 (size, size, 3)."""
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    image = image[..., :3].astype(np.uint8)
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = Image.fromarray(image[top : top + side, left : left + side])
+    return np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC))
+
+
+def mosaic(tiles: Sequence[np.ndarray]) -> np.ndarray:
+    """Return the 2x2 mosaic uint8 (2h, 2w, 3) of four same-sized tiles (h, w, 3)."""
+    if len(tiles) != 4:
+        raise ValueError(f"a 2x2 mosaic needs 4 tiles, got {len(tiles)}")
+    return np.concatenate([np.concatenate(tiles[:2], 1), np.concatenate(tiles[2:], 1)], 0)
+
+
+def default_images(size: int) -> dict[str, np.ndarray]:
+    """Return scikit-image's samples for the cat class: {'one', 'several', 'none'} (size, size, 3).
+
+    one: the cat `chelsea`; several: a 2x2 mosaic of four views of it (whole, mirrored,
+    two close-ups); none: the `coffee` cup.
+    """
+    from skimage import data
+
+    cat = data.chelsea()
+    half = max(size // 2, 1)
+    face = cat[20:260, 60:300]  # the cat's head and chest
+    tiles = [square(cat, half), square(cat[:, ::-1], half), square(face, half),
+             square(face[:, ::-1], half)]  # fmt: skip
+    several = square(mosaic(tiles), size)
+    return {"one": square(cat, size), "several": several, "none": square(data.coffee(), size)}
+
+
+def user_images(folder: str | Path, size: int) -> dict[str, np.ndarray]:
+    """Return the students' images found in `folder`, by role, as uint8 (size, size, 3).
+
+    A file named one.*, several.*, none.* (or un.*, plusieurs.*, aucun.*) with an image
+    suffix replaces the default image of that role; a missing folder gives {}.
+    """
+    folder = Path(folder)
+    found: dict[str, np.ndarray] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        for role, stems in ROLE_STEMS.items():
+            if path.stem.lower() in stems and role not in found:
+                with Image.open(path) as im:
+                    found[role] = square(np.asarray(im.convert("RGB")), size)
+    return found
+
+
+def cifar10_images(
+    images: torch.Tensor, labels: torch.Tensor, val_index: torch.Tensor, target: int,
+    none_class: int, n_study: int, backbone: Backbone | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """Return ({'one', 'several', 'none'}, study images) from a CIFAR-10 validation split.
+
+    images uint8 (N, 3, 32, 32), labels (N,), val_index: the validation indices. one: the
+    first validation image of class `target` (with a backbone: the first one it classifies
+    correctly, if any); several: a 2x2 mosaic (64, 64, 3) of the next four images of the
+    class; none: the first validation image of `none_class`; study: the first n_study
+    validation images of `target` whatever the network says, uint8 (n_study, 32, 32, 3).
+    """
+    if none_class == target:
+        raise ValueError("none_class must differ from the target class")
+    of_class = val_index[labels[val_index] == target]
+    other = val_index[labels[val_index] == none_class]
+    if len(of_class) < max(5, n_study) or len(other) < 1:
+        raise ValueError(
+            f"the validation split has {len(of_class)} images of class {target} and "
+            f"{len(other)} of class {none_class}; need {max(5, n_study)} and 1"
+        )
+    hwc = images.permute(0, 2, 3, 1).numpy()
+    first = 0
+    if backbone is not None:
+        right = np.flatnonzero(predict(backbone, hwc[of_class]) == target)
+        first = int(right[0]) if len(right) else 0
+    rest = [i for i in range(len(of_class)) if i != first][:4]
+    picked = {
+        "one": hwc[of_class[first]],
+        "several": mosaic([hwc[of_class[i]] for i in rest]),
+        "none": hwc[other[0]],
+    }
+    return picked, hwc[of_class[:n_study]]
+
+
+# --- CAMs ---------------------------------------------------------------------------------
+
+
+def to_input(images: np.ndarray, backbone: Backbone) -> torch.Tensor:
+    """Return normalized float32 (N, 3, H, W) on the backbone's device from uint8 (N, H, W, 3)."""
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1)
+    return ((x - mean) / std).to(backbone.device)
+
+
+@torch.no_grad()
+def predict(backbone: Backbone, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Return the predicted class (N,) of uint8 images (N, H, W, 3)."""
+    out = [backbone.model(to_input(images[i : i + batch_size], backbone)).argmax(1).cpu()
+           for i in range(0, len(images), batch_size)]  # fmt: skip
+    return torch.cat(out).numpy()
+
+
+def make_extractor(backbone: Backbone, method: str):
+    """Return a torchcam extractor of `method` hooked on the backbone's target layer."""
+    import torchcam.methods
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    info = METHODS[method]
+    cls = getattr(torchcam.methods, info.torchcam)
+    if info.needs_fc:
+        if backbone.fc_layer is None:
+            raise ValueError(
+                f"plain CAM needs global pooling followed by one linear layer at the hooked "
+                f"layer; {backbone.name} ({backbone.target_layer}) has none: choose another "
+                f"method, e.g. 'gradcam'"
+            )
+        return cls(backbone.model, backbone.target_layer, fc_layer=backbone.fc_layer)
+    return cls(backbone.model, backbone.target_layer)
+
+
+def compute_cams(
+    backbone: Backbone, images: np.ndarray, method: str, class_idx: int, batch_size: int = 32,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return (maps float32 (N, H, W) in [0, 1], probabilities float32 (N, C)).
+
+    images: uint8 (N, H, W, 3) or one image (H, W, 3) (then N = 1). Each map is torchcam's
+    (ReLU then min-max normalized at the feature map's resolution), upsampled bilinearly
+    to the image's size. The RNG is seeded per batch and a stochastic method (Smooth
+    Grad-CAM++, whose noise is drawn for the whole batch) gets one image per batch: a map
+    depends on its image only, not on the other images of its batch.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if METHODS.get(method, METHODS["cam"]).stochastic:
+        batch_size = 1
+    maps, probs = [], []
+    extractor = make_extractor(backbone, method)
+    try:
+        for start in range(0, len(images), batch_size):
+            torch.manual_seed(seed)
+            x = to_input(images[start : start + batch_size], backbone)
+            with torch.enable_grad():
+                scores = backbone.model(x)
+                cam = extractor([class_idx] * len(x), scores)[0]
+            cam = F.interpolate(cam[:, None].float(), size=x.shape[-2:], mode="bilinear")
+            maps.append(torch.nan_to_num(cam[:, 0]).clamp(0, 1).detach().cpu())
+            probs.append(scores.detach().float().softmax(1).cpu())
+    finally:
+        extractor.remove_hooks()
+    return torch.cat(maps).numpy(), torch.cat(probs).numpy()
+
+
+def class_rank(probs: np.ndarray, class_idx: int) -> np.ndarray:
+    """Return the rank (1 = top) of class_idx in each row of probs (N, C), as int (N,)."""
+    probs = np.atleast_2d(probs)
+    return 1 + (probs > probs[:, [class_idx]]).sum(1)
+
+
+# --- transforms ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One imgaug transformation: French label, magnitude unit, largest magnitude, builder.
+
+    build(magnitude, size, seed) returns the augmenter; magnitude 0 is the identity.
+    """
+
+    label: str
+    unit: str
+    max_magnitude: float
+    geometric: bool
+    build: Callable[[float, int, int], iaa.Augmenter]
+
+
+def _elastic(m: float, size: int, seed: int) -> iaa.Augmenter:
+    # imgaug moves pixels by about 0.2 * alpha / sigma pixels on average (measured at 32,
+    # 64 and 224 px), so alpha = 5 * m * size * sigma moves them by about m of the side.
+    sigma = max(0.08 * size, 1.0)
+    return iaa.ElasticTransformation(alpha=5 * m * size * sigma, sigma=sigma, seed=seed)
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "brightness": Transform("luminosité", "valeur ajoutée aux pixels (0-255)", 180.0, False,
+                            lambda m, size, seed: iaa.Add(m)),
+    "contrast": Transform("contraste", "baisse du contraste (1 − facteur)", 0.9, False,
+                          lambda m, size, seed: iaa.LinearContrast(1.0 - m)),
+    "shear": Transform("cisaillement", "angle (degrés)", 45.0, True,
+                       lambda m, size, seed: iaa.Affine(shear=m)),
+    "elastic": Transform("distorsion élastique", "déplacement moyen (fraction du côté)", 0.1,
+                         True, _elastic),
+    "scale": Transform("mise à l'échelle", "réduction (1 − facteur d'échelle)", 0.6, True,
+                       lambda m, size, seed: iaa.Affine(scale=1.0 - m)),
+    "perspective": Transform("perspective", "écart des coins (fraction du côté)", 0.2, True,
+                             lambda m, size, seed: iaa.PerspectiveTransform(
+                                 scale=m, keep_size=True, seed=seed)),
+}  # fmt: skip
+
+
+def magnitudes(transform: str, steps: int = STEPS) -> np.ndarray:
+    """Return `steps` evenly spaced magnitudes of `transform`, from 0 to its largest."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {tuple(TRANSFORMS)}, got {transform!r}")
+    if steps < 2:
+        raise ValueError(f"need at least 2 magnitudes, got {steps}")
+    return np.linspace(0.0, TRANSFORMS[transform].max_magnitude, steps)
+
+
+def apply_transform(
+    transform: str, magnitude: float, image: np.ndarray, heatmaps: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Return (transformed image uint8 (H, W, 3), heatmaps warped alike or None).
+
+    heatmaps: float (H, W) or (H, W, K) in [0, 1]; imgaug moves them with the image
+    (geometric transforms) and leaves them as they are otherwise. A fresh augmenter seeded
+    with `seed` makes the result deterministic: the same call gives the same image.
+    """
+    from imgaug.augmentables.heatmaps import HeatmapsOnImage
+
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {tuple(TRANSFORMS)}, got {transform!r}")
+    aug = TRANSFORMS[transform].build(float(magnitude), image.shape[0], seed)
+    if heatmaps is None:
+        return aug(image=image), None
+    arr = np.asarray(heatmaps, dtype=np.float32)
+    hm = HeatmapsOnImage(arr if arr.ndim == 3 else arr[..., None], shape=image.shape)
+    out, hm = aug(image=image, heatmaps=hm)
+    warped = np.clip(hm.get_arr().reshape(*image.shape[:2], -1), 0, 1)
+    return out, warped if arr.ndim == 3 else warped[..., 0]
+
+
+# --- consistency --------------------------------------------------------------------------
+
+
+def top_region(cam: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
+    """Return the bool mask of the `fraction` highest pixels of cam (H, W); empty if flat.
+
+    Pixels at the map's minimum are never in it: a map that is 0 on most of the image (a
+    shrunk image's warped map) gives its positive part, not the whole image.
+    """
+    if np.ptp(cam) < 1e-6:
+        return np.zeros(cam.shape, dtype=bool)
+    return (cam >= np.quantile(cam, 1 - fraction)) & (cam > cam.min())
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the Pearson correlation of two maps, NaN if either is flat."""
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if a.std() < 1e-9 or b.std() < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the intersection over union of two bool masks, NaN if both are empty."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else float("nan")
+
+
+def consistency(reference: np.ndarray, cam: np.ndarray, fraction: float = TOP_FRACTION) -> dict:
+    """Return how well cam (H, W) matches the warped reference map (H, W).
+
+    pearson: correlation of the two maps; iou: IoU of their top-`fraction` regions;
+    energy: share of cam's total inside the reference's top region (energy-based pointing
+    game); pointing: 1 if cam's maximum lies in that region, else 0. NaN where undefined
+    (a flat map). An identical map gives pearson = iou = pointing = 1.
+    """
+    region = top_region(reference, fraction)
+    total = float(cam.sum())
+    flat = np.ptp(cam) < 1e-6 or not region.any()
+    return {
+        "pearson": pearson(reference, cam),
+        "iou": iou(region, top_region(cam, fraction)),
+        "energy": float(cam[region].sum()) / total if total > 0 and region.any() else np.nan,
+        "pointing": np.nan if flat else float(region.flat[int(np.argmax(cam))]),
+    }
+
+
+def sensitivity_study(
+    backbone: Backbone, images: np.ndarray, class_idx: int, methods: Sequence[str],
+    transforms: Sequence[str] = tuple(TRANSFORMS), steps: int = STEPS,
+    fraction: float = TOP_FRACTION, seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """Return one row per (image, method, transform, step): the class's probability and rank
+    and the `consistency` of the transformed image's map with the warped reference map.
+
+    images: uint8 (N, H, W, 3). Columns: image, method, transform, step, magnitude, prob,
+    rank, pearson, iou, energy, pointing.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    refs = np.stack([compute_cams(backbone, images, m, class_idx, seed=seed)[0] for m in methods],
+                    axis=-1)  # (N, H, W, M)  # fmt: skip
+    rows = []
+    for transform in transforms:
+        # All magnitudes of one transform in one batch: one forward/backward per method.
+        mags = magnitudes(transform, steps)
+        pairs = [apply_transform(transform, m, img, ref, seed)
+                 for m in mags for img, ref in zip(images, refs, strict=True)]  # fmt: skip
+        moved = np.stack([p[0] for p in pairs])  # (steps * N, H, W, 3), magnitude-major
+        warped = np.stack([p[1] for p in pairs])  # (steps * N, H, W, M)
+        for k, method in enumerate(methods):
+            cams, probs = compute_cams(backbone, moved, method, class_idx, seed=seed)
+            ranks = class_rank(probs, class_idx)
+            for j in range(len(moved)):
+                step, i = divmod(j, len(images))
+                rows.append({
+                    "image": i, "method": method, "transform": transform, "step": step,
+                    "magnitude": float(mags[step]), "prob": float(probs[j, class_idx]),
+                    "rank": int(ranks[j]), **consistency(warped[j, ..., k], cams[j], fraction),
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sensitivity_curves(study: pd.DataFrame) -> pd.DataFrame:
+    """Return the study averaged over images: one row per (transform, method, step).
+
+    NaN values (flat maps) are left out of the means; 'top1' is the share of images whose
+    class stays ranked first.
+    """
+    frame = study.assign(top1=(study["rank"] == 1).astype(float))
+    keys = ["transform", "method", "step"]
+    cols = ["magnitude", "prob", "rank", "top1", "pearson", "iou", "energy", "pointing"]
+    return frame.groupby(keys, sort=False)[cols].mean().reset_index()
+
+
+def sensitivity_summary(curves: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
+    """Return the headline numbers per (transform, method) from `sensitivity_curves`.
+
+    prob_0, prob_max: mean probability at magnitude 0 and at the largest magnitude;
+    top1_0, top1_max: share of images whose class is ranked first at those magnitudes;
+    iou_max, pearson_max: mean consistency at the largest magnitude; iou_mean: mean IoU
+    over all magnitudes (higher: more stable maps); iou_break: the first magnitude whose
+    mean IoU falls below `threshold` (NaN: never).
+    """
+    rows = {}
+    for (transform, method), g in curves.groupby(["transform", "method"], sort=False):
+        g = g.sort_values("step")
+        below = g.loc[g["iou"] < threshold, "magnitude"]
+        rows[(transform, method)] = {
+            "prob_0": g["prob"].iloc[0], "prob_max": g["prob"].iloc[-1],
+            "top1_0": g["top1"].iloc[0], "top1_max": g["top1"].iloc[-1],
+            "iou_max": g["iou"].iloc[-1],
+            "pearson_max": g["pearson"].iloc[-1], "iou_mean": g["iou"].mean(),
+            "iou_break": below.iloc[0] if len(below) else np.nan,
+        }  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["transform", "method"])
+
+
+def transform_ranking(summary: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per transform of `sensitivity_summary`, averaged over the methods,
+    most sensitive maps first (lowest mean IoU over the magnitudes).
+
+    Columns: prob_0, prob_max, top1_0, top1_max (method-independent), iou_mean, iou_max,
+    pearson_max (means over the methods).
+    """
+    cols = ["prob_0", "prob_max", "top1_0", "top1_max", "iou_mean", "iou_max", "pearson_max"]
+    return summary.groupby(level="transform", sort=False)[cols].mean().sort_values("iou_mean")
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, display: int = 160) -> np.ndarray:
+    """Return torchcam's overlay_mask of cam (H, W) on image (H, W, 3), uint8 at >= display px.
+
+    Small images (CIFAR-10's 32 px) are upsampled for display only.
+    """
+    from torchcam.utils import overlay_mask
+
+    img = Image.fromarray(image)
+    if max(img.size) < display:
+        scale = display / max(img.size)
+        img = img.resize((round(img.size[0] * scale), round(img.size[1] * scale)),
+                         Image.Resampling.BICUBIC)  # fmt: skip
+    mask = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
+    return np.asarray(overlay_mask(img, mask, alpha=0.5))
+
+
+def _show(ax, picture: np.ndarray, title: str) -> None:
+    ax.imshow(picture, interpolation="nearest" if picture.shape[0] < 64 else "antialiased")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def _score(probs: np.ndarray, class_idx: int) -> str:
+    """Return 'p = 12,50 %, rang 1' for one image's probabilities (C,)."""
+    return f"p = {fr_pct(float(probs[class_idx]))}, rang {int(class_rank(probs, class_idx)[0])}"
+
+
+def method_maps(
+    backbone: Backbone, image: np.ndarray, class_idx: int, methods: Sequence[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Return ({method: map (H, W)}, probabilities (C,)) of one image (H, W, 3)."""
+    maps, probs = {}, None
+    for method in methods:
+        cams, probs = compute_cams(backbone, image, method, class_idx)
+        maps[method] = cams[0]
+    if probs is None:
+        raise ValueError("give at least one method")
+    return maps, probs[0]
+
+
+def agreement(maps: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Return the Pearson correlation of every pair of maps (methods x methods)."""
+    names = list(maps)
+    return pd.DataFrame(
+        [[pearson(maps[a], maps[b]) for b in names] for a in names], index=names, columns=names
+    )
+
+
+def quadrant_shares(cam: np.ndarray) -> np.ndarray:
+    """Return the share of the map's total in each quadrant of a 2x2 mosaic, (4,) row-major."""
+    h, w = cam.shape[0] // 2, cam.shape[1] // 2
+    parts = [cam[:h, :w], cam[:h, w:], cam[h:, :w], cam[h:, w:]]
+    total = float(cam.sum())
+    return np.array([p.sum() / total if total > 0 else np.nan for p in parts])
+
+
+def plot_methods(
+    backbone: Backbone, image: np.ndarray, class_idx: int, maps: Mapping[str, np.ndarray],
+    probs: np.ndarray,
+) -> plt.Figure:  # fmt: skip
+    """Return a Figure: the image (with the class's probability), then each map over it."""
+    panels = len(maps) + 1
+    cols = min(panels, 4)
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+    _show(axes.flat[0], image, _score(probs, class_idx))
+    for ax, (method, cam) in zip(axes.flat[1:], maps.items(), strict=False):
+        _show(ax, overlay(image, cam), METHODS[method].label)
+    for ax in axes.flat[panels:]:
+        ax.axis("off")
+    fig.suptitle(f"Classe « {backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roles(
+    backbone: Backbone, images: Mapping[str, np.ndarray], class_idx: int, method: str
+) -> tuple[plt.Figure, dict[str, dict]]:
+    """Return (Figure, {role: {'prob', 'rank', 'cam'}}): each image over its map for the class."""
+    fig, axes = plt.subplots(2, len(images), figsize=(3.4 * len(images), 7), squeeze=False)
+    results = {}
+    for j, (role, image) in enumerate(images.items()):
+        cams, probs = compute_cams(backbone, image, method, class_idx)
+        rank = int(class_rank(probs, class_idx)[0])
+        results[role] = {"prob": float(probs[0, class_idx]), "rank": rank, "cam": cams[0]}
+        _show(axes[0, j], image, f"{ROLES.get(role, role)}\n{_score(probs[0], class_idx)}")
+        _show(axes[1, j], overlay(image, cams[0]), METHODS[method].label)
+    fig.suptitle(f"Classe « {backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10)
+    fig.tight_layout()
+    return fig, results
+
+
+def plot_transform_grid(
+    backbone: Backbone, image: np.ndarray, class_idx: int, method: str, transform: str,
+    steps: int = STEPS, seed: int = 0,
+) -> plt.Figure:  # fmt: skip
+    """Return a Figure: each magnitude's transformed image (top) and its map (bottom)."""
+    mags = magnitudes(transform, steps)
+    moved = np.stack([apply_transform(transform, m, image, seed=seed)[0] for m in mags])
+    cams, probs = compute_cams(backbone, moved, method, class_idx, seed=seed)
+    fig, axes = plt.subplots(2, steps, figsize=(1.7 * steps, 4.2), squeeze=False)
+    for j, m in enumerate(mags):
+        _show(axes[0, j], moved[j], f"{fr_num(m, 3)}")
+        _show(axes[1, j], overlay(moved[j], cams[j], display=96),
+              f"p = {fr_pct(float(probs[j, class_idx]), 1)}")  # fmt: skip
+    spec = TRANSFORMS[transform]
+    fig.suptitle(
+        f"{spec.label} ({spec.unit}) — {METHODS[method].label}, classe « "
+        f"{backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10,
+    )  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+CURVE_LABELS = {
+    "prob": "probabilité de la classe",
+    "iou": "IoU des 20 % les plus forts",
+    "pearson": "corrélation de Pearson",
+    "energy": "part de l'énergie dans la zone",
+    "pointing": "pointing game (maximum dans la zone)",
+    "top1": "part des images classées en tête",
+}
+
+
+def plot_curves(
+    curves: pd.DataFrame, caption: str, metrics: Sequence[str] = ("prob", "iou", "pearson")
+) -> plt.Figure:
+    """Return a Figure of `sensitivity_curves`: one column per transform, one row per metric,
+    one line per method (probability and top-1 do not depend on the method: one line)."""
+    transforms = list(dict.fromkeys(curves["transform"]))
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(len(metrics), len(transforms), squeeze=False,
+                             figsize=(3.1 * len(transforms), 2.6 * len(metrics)))  # fmt: skip
+    comma = FuncFormatter(lambda v, _pos: fr_num(v, 3))
+    for j, transform in enumerate(transforms):
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            shown = methods[:1] if metric in ("prob", "top1", "rank") else methods
+            for method in shown:
+                g = curves[(curves["transform"] == transform) & (curves["method"] == method)]
+                label = "toutes méthodes" if len(shown) == 1 else METHODS[method].label
+                ax.plot(g["magnitude"], g[metric], marker="o", markersize=3, label=label)
+            ax.set_ylim(-0.05 if metric != "pearson" else -1.05, 1.05)
+            ax.xaxis.set_major_formatter(comma)
+            ax.yaxis.set_major_formatter(comma)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(TRANSFORMS[transform].label, fontsize=10)
+            if i == len(metrics) - 1:
+                ax.set_xlabel(TRANSFORMS[transform].unit, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(CURVE_LABELS.get(metric, metric), fontsize=8)
+    handles, labels = axes[-1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.suptitle(f"Sensibilité, moyenne sur les images — {caption}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def interactive_session() -> bool:
+    """Return False in smoke mode, on CI and in batch runs (`coursekit run` sets
+    PAPERMILL_EXECUTION): there a live widget is useless, and nbclient can block on one."""
+    import os
+
+    from coursekit.settings import smoke_mode
+
+    return not (smoke_mode() or os.environ.get("CI") or os.environ.get("PAPERMILL_EXECUTION"))
+
+
+def explorer(
+    backbone: Backbone, image: np.ndarray, class_idx: int, methods: Sequence[str],
+    transforms: Sequence[str] = tuple(TRANSFORMS), steps: int = STEPS,
+):  # fmt: skip
+    """Return an ipywidgets `interactive`: method, transform and magnitude step; it shows
+    the transformed image, its map and the warped reference map with their consistency."""
+    import ipywidgets as widgets
+
+    def show(method: str, transform: str, step: int) -> None:
+        ref = compute_cams(backbone, image, method, class_idx)[0][0]
+        magnitude = magnitudes(transform, steps)[step]
+        moved, warped = apply_transform(transform, magnitude, image, ref)
+        cams, probs = compute_cams(backbone, moved, method, class_idx)
+        c = consistency(warped, cams[0])
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+        _show(axes[0], moved, f"{TRANSFORMS[transform].label} {fr_num(magnitude, 3)}")
+        _show(axes[1], overlay(moved, cams[0]), _score(probs[0], class_idx))
+        _show(axes[2], overlay(moved, warped), "carte de référence déformée")
+        fig.suptitle(
+            f"{METHODS[method].label} — IoU {fr_num(c['iou'], 3)}, Pearson "
+            f"{fr_num(c['pearson'], 3)} — {backbone.caption}", fontsize=9,
+        )  # fmt: skip
+        fig.tight_layout()
+        plt.show()
+
+    return widgets.interactive(
+        show,
+        method=widgets.Dropdown(options=[(METHODS[m].label, m) for m in methods]),
+        transform=widgets.Dropdown(options=[(TRANSFORMS[t].label, t) for t in transforms]),
+        step=widgets.IntSlider(value=0, min=0, max=steps - 1, description="magnitude"),
+    )

@@ -1,0 +1,1 @@
+"""Notebook 07: HungarianNet, assignment data, models, metrics and the tracked ablation."""

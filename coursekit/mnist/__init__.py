@@ -1,0 +1,1 @@
+"""Notebook 01: MNIST loss curves, train/test swap, dropout on/off."""

@@ -1,0 +1,274 @@
+"""Notebook 02's lesson: config, splits with validation, normalization, augmentation,
+training on the audio fixture, leave-one-speaker-out."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from coursekit.audio import lesson
+from coursekit.audio import transforms as tf
+from coursekit.audio.data import MelConfig, shared_speakers
+from coursekit.audio.fixtures import AUDIO_SPEAKERS
+from coursekit.audio.lesson import AudioConfig
+from coursekit.checkpoint import config_name
+from coursekit.train import predict
+
+SPEAKERS = sorted(AUDIO_SPEAKERS)
+QUICK = AudioConfig(epochs=6, batch_size=16, lr=3e-3, channels=(8, 16), hidden=32,
+                    normalize="utterance", device="cpu", label="quick")
+
+
+@pytest.fixture(scope="module")
+def data(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> lesson.AudioData:
+    """Return the audio fixture's AudioData (features cached in a temporary folder)."""
+    return lesson.load_audio(fixture_data, cache_dir=tmp_path_factory.mktemp("audio_cache"))
+
+
+def test_config_checks_its_fields():
+    assert AudioConfig(channels=[8, 16]).channels == (8, 16)
+    for bad, match in (({"split": "kfold"}, "split"), ({"normalize": "none"}, "normalize"),
+                       ({"head": "max"}, "head"), ({"split": "speaker"}, "test_speaker"),
+                       ({"freq_warp": 0.6}, "freq_warp"), ({"epochs": 0}, "epochs"),
+                       ({"time_stretch": 0.5}, "time_stretch"), ({"lifter": -1}, "lifter"),
+                       ({"min_hz": 500, "max_hz": 400}, "max_hz"),
+                       ({"schedule": "step"}, "schedule")):
+        with pytest.raises(ValueError, match=match):
+            AudioConfig(**bad)
+
+
+def test_config_name_changes_with_what_is_learned_only():
+    base = AudioConfig()
+    assert base.name.startswith("audio_run_") and base.name == AudioConfig().name
+    for change in ({"normalize": "utterance"}, {"test_speaker": "x", "split": "speaker"},
+                   {"freq_mask": 4}, {"eval": "validation"}):
+        assert dataclasses.replace(base, **change).name != base.name, change
+    assert dataclasses.replace(base, device="cpu").name == base.name
+    assert dataclasses.replace(base, ensemble=3).name != base.name
+    assert dataclasses.replace(base, adapt=0.7).name != base.name
+    # A training's name is the one it had before the `ensemble` and `adapt` fields existed.
+    before = {k: v for k, v in dataclasses.asdict(base).items()
+              if k not in ("ensemble", "adapt")}
+    assert base.name == config_name("audio_run", before)
+
+
+def test_band_slice_keeps_the_bands_inside_the_limits():
+    mel = MelConfig(n_mels=40)
+    assert lesson.band_slice(AudioConfig(), mel) == slice(0, 40)
+    bands = lesson.band_slice(AudioConfig(min_hz=100, max_hz=3400), mel)
+    centres = lesson.mel_frequencies(mel)
+    assert centres[bands].min() >= 100 and centres[bands].max() <= 3400
+    assert centres[bands.start - 1] < 100 and centres[bands.stop] > 3400
+    with pytest.raises(ValueError, match="mel bands"):
+        lesson.band_slice(AudioConfig(min_hz=1000, max_hz=1100), mel)
+
+
+def test_validation_speaker_is_a_training_speaker():
+    assert lesson.validation_speaker(SPEAKERS, "alba") == "bruno"
+    assert lesson.validation_speaker(SPEAKERS, "dmitri") == "alba"  # cyclic
+    with pytest.raises(ValueError, match=">= 3 speakers"):
+        lesson.validation_speaker(["a", "b"], "a")
+
+
+def test_split_rows(data):
+    table = data.table
+    config = AudioConfig(split="speaker", test_speaker="chloe")
+    train, test = lesson.split_rows(table, config)
+    assert set(table["speaker"].iloc[test]) == {"chloe"}
+    assert shared_speakers(table, train, test) == []
+    fit_rows, val_rows = lesson.split_rows(table, dataclasses.replace(config, eval="validation"))
+    assert set(table["speaker"].iloc[val_rows]) == {"dmitri"}
+    assert set(table["speaker"].iloc[fit_rows]) == {"alba", "bruno"}  # the test voice is out
+    train, test = lesson.split_rows(table, AudioConfig())
+    fit_rows, val_rows = lesson.split_rows(table, AudioConfig(eval="validation"))
+    assert set(fit_rows) | set(val_rows) == set(train) and not set(val_rows) & set(test)
+
+
+def test_frame_lengths_count_the_real_frames(data):
+    lengths = data.lengths
+    assert lengths.shape == (len(data.table),) and lengths.dtype == torch.int64
+    expected = (data.table["duration"] * 8000).round().clip(upper=8000) // 64 + 1
+    assert lengths.tolist() == expected.astype(int).tolist()
+    # Past its real frames (and the half window that still overlaps them), a spectrogram
+    # holds the padding: its floor value only.
+    i = int(lengths.argmin())
+    half_window = data.mel.n_fft // 2 // data.mel.hop_length
+    assert (data.x[i, :, lengths[i] + half_window :] == data.x[i].min()).all()
+    assert (data.x[i, :, : lengths[i]] > data.x[i].min()).any(dim=0).all()
+    with pytest.raises(ValueError, match="align='start'"):
+        lesson.frame_lengths(data.table, MelConfig(align="center"))
+
+
+def test_global_normalization_uses_training_statistics(data):
+    x, lengths = data.x[:20], data.lengths[:20]
+    norm = lesson.normalizer(AudioConfig(normalize="global"), x)
+    glob = norm(x, lengths)
+    assert abs(glob.mean()) < 1e-4 and abs(glob.std() - 1) < 1e-4
+    assert abs(norm(data.x[20:40], data.lengths[20:40]).mean()) > 1e-3
+
+
+def test_utterance_normalization_ignores_the_padding():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 12)
+    lengths = torch.tensor([4, 12, 7])
+    channel = torch.linspace(-20, 20, 5)[None, :, None]  # a microphone's coloration, in dB
+    out = tf.utterance_normalize(x + channel, lengths)
+    mask = tf.frame_mask(lengths, 12)
+    assert mask.shape == (3, 1, 12) and mask.sum().item() == 23
+    for i, n in enumerate(lengths.tolist()):
+        real = out[i, :, :n]
+        assert real.mean(dim=1).abs().max() < 1e-5  # mean 0 per band over the real frames
+        assert abs(real.pow(2).mean().sqrt().item() - 1) < 1e-4
+        assert (out[i, :, n:] == real.min()).all()  # padding: the recording's minimum
+    assert torch.allclose(out, tf.utterance_normalize(x, lengths), atol=1e-5)
+    norm = lesson.normalizer(AudioConfig(normalize="utterance"), x)
+    assert torch.equal(norm(x, lengths), tf.utterance_normalize(x, lengths))
+
+
+def test_augmenter(data):
+    assert lesson.augmenter(QUICK, data.mel, 0) is None
+    config = dataclasses.replace(QUICK, time_shift=5, freq_warp=0.1, freq_mask=4, time_mask=8,
+                                 time_stretch=0.1)
+    augment = lesson.augmenter(config, data.mel, 0)
+    x = torch.randn(6, 1, 40, 126)
+    out = augment(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    assert (out == 0).any()  # SpecAugment's masks
+
+
+def test_batches():
+    x, z, y = torch.arange(10.0)[:, None], torch.arange(10.0), torch.arange(10)
+    batches = lesson.Batches([x], y, 4, shuffle=True, seed=1)
+    assert len(batches) == 3
+    seen = torch.cat([b for _, b in batches])
+    assert sorted(seen.tolist()) == list(range(10))
+    pairs = list(lesson.Batches([x, z], y, 4, transforms=[None, lambda t: -t]))
+    (xa, za), yb = pairs[0]
+    assert torch.equal(xa[:, 0], yb.float()) and torch.equal(za, -yb.float())
+    with pytest.raises(ValueError, match="lengths"):
+        lesson.Batches([x[:5]], y, 4)
+
+
+def test_run_learns_the_fixture_and_reloads_its_checkpoint(data, tmp_path: Path, one_thread):
+    checkpoint = tmp_path / "quick.pt"
+    model, history = lesson.run(QUICK, checkpoint=checkpoint, data=data, verbose=False)
+    assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
+    assert history["val_acc"][-1] > 0.4  # chance is 0.1
+    again, reloaded = lesson.run(QUICK, checkpoint=checkpoint, data=data, verbose=False)
+    assert reloaded.rows == history.rows
+    parts = lesson.prepare(QUICK, data)
+    logits = predict(again, [parts["x_eval"]])
+    assert lesson.accuracy_of(logits, parts["y_eval"]) == pytest.approx(history["val_acc"][-1])
+
+
+def test_ensemble_reuses_the_single_network_and_averages_probabilities(data, tmp_path: Path,
+                                                                       one_thread):
+    config = dataclasses.replace(QUICK, epochs=3, label="ens")
+    single, single_history = lesson.run(config, checkpoint=tmp_path / f"{config.name}.pt",
+                                        data=data, verbose=False)
+    trio = dataclasses.replace(config, ensemble=3)
+    assert trio.name != config.name
+    model, history = lesson.run(trio, checkpoint=tmp_path / f"{trio.name}.pt", data=data,
+                                verbose=False)
+    members = [dataclasses.replace(config, seed=k).name for k in range(3)]
+    assert sorted(p.stem for p in tmp_path.glob("*.pt")) == sorted(members)  # no extra file
+    assert torch.equal(model.nets[0].classifier.weight, single.classifier.weight)  # reused
+    assert not torch.equal(model.nets[1].classifier.weight, single.classifier.weight)
+    parts = lesson.prepare(config, data)
+    probs = torch.stack([predict(net, [parts["x_eval"]]).softmax(1) for net in model.nets])
+    logits = predict(model, [parts["x_eval"]])
+    assert torch.allclose(logits.exp(), probs.mean(0), atol=1e-6)
+    assert len(history) == 1 and history.stopped_reason == "ensemble of 3"
+    assert history["val_acc"][-1] == pytest.approx(lesson.accuracy_of(logits, parts["y_eval"]))
+    assert history["val_acc"][-1] > 0.2  # chance is 0.1
+    with pytest.raises(ValueError, match="ensemble"):
+        AudioConfig(ensemble=0)
+
+
+def test_adaptation_learns_the_teachers_confident_labels_without_reading_eval_labels(
+        data, tmp_path: Path, one_thread):
+    config = dataclasses.replace(QUICK, split="speaker", test_speaker=SPEAKERS[0], label="ad")
+    adapted = dataclasses.replace(config, adapt=0.5)
+    x, digits = lesson.pseudo_labels(adapted, data, checkpoint=None, retrain=False,
+                                     verbose=False)
+    parts = lesson.prepare(config, data)
+    teacher, _ = lesson.run(config, checkpoint=None, data=data, verbose=False)
+    probs = predict(teacher, [parts["x_eval"]]).softmax(1)
+    keep = probs.max(1).values >= 0.5
+    assert 0 < len(digits) == int(keep.sum()) < len(parts["y_eval"])
+    assert torch.equal(digits, probs.argmax(1)[keep]) and torch.equal(x, parts["x_eval"][keep])
+    assert (digits == parts["y_eval"][keep]).float().mean() > 0.3  # chance is 0.1
+    # The evaluation rows' labels changed: the same pseudo-labels.
+    shuffled = data.table.copy()
+    rows = parts["eval_rows"]
+    shuffled.loc[shuffled.index[rows], "digit"] = (shuffled["digit"].to_numpy()[rows] + 1) % 10
+    relabelled = lesson.AudioData(shuffled, data.x, data.mel)
+    _, again = lesson.pseudo_labels(adapted, relabelled, checkpoint=None, retrain=False,
+                                    verbose=False)
+    assert torch.equal(again, digits)
+    # Through run: the teacher's checkpoint is the plain config's, then the student trains.
+    model, history = lesson.run(adapted, checkpoint=tmp_path / f"{adapted.name}.pt", data=data,
+                                verbose=False)
+    assert sorted(p.stem for p in tmp_path.glob("*.pt")) == sorted([config.name, adapted.name])
+    assert history["val_acc"][-1] > 0.3
+    with pytest.raises(ValueError, match="adapt"):
+        AudioConfig(adapt=1.0)
+
+
+def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):
+    config = dataclasses.replace(QUICK, epochs=3, min_hz=100, max_hz=3400, lifter=12,
+                                 schedule="cosine", freq_warp=0.1, fill_time=True, deltas=True)
+    model, history = lesson.run(config, checkpoint=None, data=data, verbose=False)
+    bands = lesson.band_slice(config, data.mel)
+    parts = lesson.prepare(config, data)
+    assert parts["x_train"].shape[1:] == (2, bands.stop - bands.start, data.mel.n_frames)
+    assert bands.stop - bands.start < data.mel.n_mels
+    assert history["lr"] == pytest.approx([3e-3, 2.25e-3, 0.75e-3])  # cosine over 3 epochs
+    assert predict(model, [parts["x_eval"]]).shape == (len(parts["y_eval"]), 10)
+
+
+def test_speaker_runs_hold_out_each_speaker(data, tmp_path: Path, one_thread):
+    config = dataclasses.replace(QUICK, epochs=2, label="loso")
+    names = []
+
+    def checkpoint_for(fold):
+        names.append(fold.name)
+        return tmp_path / f"{fold.name}.pt"
+
+    table, histories = lesson.speaker_runs(config, data, checkpoint_for)
+    assert list(table.index) == SPEAKERS and len(set(names)) == 4
+    assert table["eval_acc"].tolist() == [h["val_acc"][-1] for h in histories.values()]
+    assert (table["n_eval"] == 40).all() and (table["n_train"] == 120).all()
+    assert table["eval_acc"].between(0, 1).all()
+    assert all((tmp_path / f"{n}.pt").is_file() for n in names)
+
+
+def test_forward_selection_keeps_only_what_helps_on_top():
+    singles = {"a": 0.40, "b": 0.35, "c": 0.30, "d": 0.25}  # baseline 0.25: d is not tried
+    changes = {"a": {"x": 1}, "b": {"y": 1}, "c": {"z": 1}, "d": {"w": 1}}
+    together = {"a+b": 0.45, "a+b+c": 0.455}  # c adds less than min_gain on top of a and b
+    calls = []
+
+    def score(label, trial):
+        calls.append((label, trial))
+        return together[label]
+
+    chosen, recipe, best, steps = lesson.forward_selection(singles, changes, 0.25, score)
+    assert chosen == ["a", "b"] and recipe == {"x": 1, "y": 1} and best == 0.45
+    assert calls == [("a+b", {"x": 1, "y": 1}), ("a+b+c", {"x": 1, "y": 1, "z": 1})]
+    assert [s["kept"] for s in steps] == [True, False]
+    assert lesson.forward_selection({"a": 0.2}, changes, 0.25, score) == ([], {}, 0.25, [])
+    # Keys asked for last come after the others, even a better single or one under the
+    # baseline, and are kept by the same rule.
+    together["a+b+d"] = 0.47
+    calls.clear()
+    chosen, recipe, best, steps = lesson.forward_selection(
+        {**singles, "d": 0.9}, changes, 0.25, score, last=["d"])
+    assert [c[0] for c in calls] == ["a+b", "a+b+c", "a+b+d"]
+    assert chosen == ["a", "b", "d"] and best == 0.47
+    chosen, _, best, steps = lesson.forward_selection({"a": 0.2, "d": 0.1}, changes, 0.25,
+                                                      lambda label, trial: 0.3, last=["d"])
+    assert chosen == ["d"] and best == 0.3 and steps == [{"label": "d", "score": 0.3, "kept": True}]

@@ -1,0 +1,94 @@
+"""Spectrogram transforms of notebook 02: cepstral smoothing, duration normalization, deltas,
+time shift, speaking-rate stretch, frequency warping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coursekit.audio import transforms as tf
+from coursekit.audio.data import MelConfig, mel_frequencies
+
+
+def test_cepstral_smoothing_keeps_the_envelope_only():
+    torch.manual_seed(0)
+    x = torch.randn(2, 40, 7)
+    assert torch.allclose(tf.cepstral_smoothing(x, 40), x, atol=1e-4)
+    smooth = tf.cepstral_smoothing(x, 5)
+    assert smooth.shape == x.shape
+    assert smooth.diff(dim=1).abs().mean() < 0.5 * x.diff(dim=1).abs().mean()
+    assert torch.allclose(tf.cepstral_smoothing(smooth, 5), smooth, atol=1e-4)  # a projection
+    with pytest.raises(ValueError, match="keep"):
+        tf.cepstral_smoothing(x, 41)
+
+
+def test_fill_time_stretches_each_word_over_the_clip():
+    x = torch.arange(10.0).repeat(2, 3, 1)  # (2, 3, 10): frames 0..9
+    out = tf.fill_time(x, torch.tensor([5, 10]))
+    assert torch.allclose(out[1], x[1], atol=1e-5)  # already filling the clip
+    assert torch.allclose(out[0, 0], torch.linspace(0, 4, 10), atol=1e-5)  # frames 0..4 spread
+
+
+def test_with_deltas_adds_the_time_derivative():
+    x = torch.tensor([[[0.0, 1.0, 4.0, 9.0]]])  # (1, 1, 4)
+    out = tf.with_deltas(x)
+    assert out.shape == (1, 2, 1, 4)
+    assert torch.equal(out[0, 0], x[0]) and out[0, 1, 0].tolist() == [0.5, 2.0, 4.0, 2.5]
+
+
+def test_time_shift_moves_frames_and_fills_with_silence():
+    x = torch.arange(1.0, 11.0).repeat(8, 1, 3, 1)  # (8, 1, 3, 10), each row 1..10
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(tf.time_shift(x, 0, generator), x)
+    shifted = tf.time_shift(x, 3, generator)
+    assert shifted.shape == x.shape
+    row = list(range(1, 11))
+    expected = {s: ([1] * s + row[: 10 - s]) if s >= 0 else (row[-s:] + [1] * -s)
+                for s in range(-3, 4)}  # fill value: the item's minimum (1)
+    found = set()
+    for item in shifted[:, 0]:
+        assert (item == item[0]).all()  # every band moves together
+        matches = [s for s, e in expected.items() if item[0].tolist() == e]
+        assert len(matches) >= 1
+        found.add(matches[0])
+    assert len(found) > 1  # items get different shifts
+
+
+def test_time_stretch_changes_the_speaking_rate():
+    x = torch.arange(10.0).repeat(4, 1, 2, 1)  # (4, 1, 2, 10)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.allclose(tf.time_stretch(x, 0.0, generator), x, atol=1e-5)
+    out = tf.time_stretch(x, 0.3, generator)
+    assert out.shape == x.shape and torch.allclose(out[..., 0], x[..., 0])  # same start
+    steps = out[:, 0, 0, 1] - out[:, 0, 0, 0]  # 1/r frames of speech per output frame
+    assert (steps != 1).all() and ((steps > 1 / 1.31) & (steps < 1 / 0.69)).all()
+    assert (out <= 9 + 1e-5).all()  # beyond the end: the last frame repeated
+
+
+def test_freq_warp_is_identity_at_factor_one_and_moves_peaks():
+    mel = MelConfig(n_mels=40)
+    centres = mel_frequencies(mel)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 1, 40, 5)
+    x[:, :, 20] = 1.0
+    assert torch.allclose(tf.freq_warp(x, 0.0, centres, generator), x)
+    warped = tf.freq_warp(x, 0.3, centres, generator)
+    peaks = warped[:, 0, :, 0].argmax(1)
+    assert warped.shape == x.shape and (peaks != 20).any()
+
+
+def test_trim_silence_moves_the_word_to_frame_zero():
+    x = torch.full((2, 3, 12), -80.0)
+    x[0, :, 4:7] = 0.0  # a word on frames 4..6, silence around it
+    x[0, 1, 8] = -50.0  # a quiet click: 50 dB under the word, cut at 30 dB
+    x[1, :, 0:10] = -10.0  # a recording that is all word (10 real frames)
+    x[1, :, 10:] = 5.0  # padding louder than the word: not read, it is not real audio
+    out, lengths = tf.trim_silence(x, torch.tensor([12, 10]), below_db=30)
+    assert lengths.tolist() == [3, 10]
+    assert torch.equal(out[0, :, :3], torch.zeros(3, 3))
+    assert (out[0, :, 3:] == -80.0).all()  # the rest is the recording's minimum
+    assert torch.equal(out[1, :, :10], x[1, :, :10])
+    kept, _ = tf.trim_silence(x, torch.tensor([12, 10]), below_db=40)
+    assert torch.equal(kept, out)  # -50 is 50 dB under: still cut at 40 dB
+    _, longer = tf.trim_silence(x, torch.tensor([12, 10]), below_db=60)
+    assert longer.tolist() == [5, 10]  # at 60 dB the click counts as sound

@@ -1,0 +1,204 @@
+"""Notebook 07 lesson: the 3-output loss, training, the public recipe, tracking, ablation."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
+
+from coursekit.hungarian import data as A
+from coursekit.hungarian import lesson as H
+from coursekit.hungarian.metrics import AssignmentScores, cell_weights
+
+SMALL = {"per_group": 60, "epochs": 4, "batch_size": 64, "lr": 3e-3, "hidden": 32}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches: one thread is faster, and immune to a machine busy with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    sample_range = A.balanced_sample_range(2, SMALL["per_group"])
+    big = A.balanced_sample_range(2, 10 * SMALL["per_group"])  # val and test are 10% splits
+    return (A.generate(2, sample_range, seed=0), A.generate(2, big, seed=0, split="val"),
+            A.generate(2, big, seed=0, split="test"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory):
+    """One tracker for the module: creating an MLflow database takes seconds."""
+    return H.open_tracker(tmp_path_factory.mktemp("mlflow"))
+
+
+def all_zero_f1(data):
+    scores = AssignmentScores(cell_weights(torch.from_numpy(data.labels)))
+    scores.update(torch.full(data.labels.shape, -10.0), torch.from_numpy(data.labels))
+    return scores.compute()["f1"]
+
+
+def test_config_checks_its_fields():
+    with pytest.raises(ValueError, match="arch"):
+        H.HungarianConfig(arch="mlp")
+    with pytest.raises(ValueError, match="not all zero"):
+        H.HungarianConfig(weights=(0, 0, 0))
+    assert H.HungarianConfig(weights=[1, 0, 1]).weights == (1.0, 0.0, 1.0)  # papermill lists
+    assert H.HungarianConfig().name != H.HungarianConfig(seed=1).name
+
+
+def test_loss_is_the_public_sum_of_three_bce_per_sample():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 3, 3)
+    labels = torch.zeros(8, 3, 3)
+    labels[:, 0, 1] = labels[:, 2, 0] = 1
+    bce = lambda out, target: F.binary_cross_entropy_with_logits(out, target, reduction="sum")  # noqa: E731
+    public = (bce(logits.flatten(1), labels.flatten(1)) + bce(logits.amax(2), labels.sum(2))
+              + bce(logits.amax(1), labels.sum(1)))  # fmt: skip
+    loss = H.AssignmentLoss()
+    torch.testing.assert_close(loss(logits, labels), public / 8)
+    terms = loss.terms(logits, labels)
+    only_cells = H.AssignmentLoss(weights=(1, 0, 0))
+    torch.testing.assert_close(only_cells(logits, labels), terms[0])
+    focal = H.AssignmentLoss(weights=(0, 0, 1), kind="focal", alpha=0.9, gamma=2)
+    expected = sigmoid_focal_loss(logits.amax(1), labels.sum(1), 0.9, 2, reduction="sum") / 8
+    torch.testing.assert_close(focal(logits, labels), expected)
+
+
+def test_balance_weights_are_negatives_over_positives():
+    labels = torch.tensor([[[1, 0], [0, 0]], [[1, 0], [0, 1]], [[0, 0], [0, 0]], [[0, 1], [0, 0]]])
+    cells, rows, cols = H.balance_weights(labels)
+    assert cells.tolist() == [2 / 2, 3 / 1, 4 / 1, 3 / 1]  # the empty cell divides by 1
+    assert rows.tolist() == pytest.approx([1 / 3, 3 / 1]) and cols.tolist() == [1.0, 1.0]
+    config = H.HungarianConfig(balance=True, loss="focal")
+    assert H.make_loss(config, labels).alpha == pytest.approx(1 - 4 / 16)
+
+
+def test_training_learns_and_beats_predicting_no_association(splits):
+    config = H.HungarianConfig(**SMALL, label="learn")
+    model, history = H.run(config, checkpoint=None, data=splits, verbose=False)
+    frame = history.to_frame()
+    assert frame["train_loss"].iloc[-1] < frame["train_loss"].iloc[0]
+    assert frame["val_loss"].iloc[-1] < frame["val_loss"].iloc[0]
+    baseline = all_zero_f1(splits[1])
+    assert frame["val_f1"].iloc[-1] > baseline + 0.05, (frame["val_f1"].tolist(), baseline)
+    assert {"val_assignment_acc", "val_recall_1", "val_precision_0"} <= set(frame.columns)
+
+
+def test_same_seed_same_f1_and_checkpoint_reloads(splits, tmp_path):
+    config = H.HungarianConfig(**{**SMALL, "epochs": 2}, label="repro")
+    _, first = H.run(config, checkpoint=tmp_path / "a.pt", data=splits, verbose=False)
+    _, second = H.run(config, checkpoint=None, data=splits, verbose=False)
+    assert first["val_f1"] == second["val_f1"]
+    model, again = H.run(config, checkpoint=tmp_path / "a.pt", data=splits, verbose=False)
+    assert again["val_f1"] == first["val_f1"]  # finished checkpoint: loaded, not retrained
+    weights = cell_weights(torch.from_numpy(splits[0].labels))
+    assert H.score(model, splits[1], weights)["f1"] == pytest.approx(first["val_f1"][-1])
+    _, other = H.run(H.HungarianConfig(**{**SMALL, "epochs": 2}, seed=1), checkpoint=None,
+                     data=splits, verbose=False)  # fmt: skip
+    assert other["val_f1"] != first["val_f1"]
+
+
+def test_dhn_and_ablated_models_train(splits):
+    for overrides in ({"arch": "dhn", "hidden": 8, "loss": "focal", "balance": True},
+                      {"gru": False, "attention": False, "balance": True}):  # fmt: skip
+        config = H.HungarianConfig(**{**SMALL, "epochs": 1, **overrides})
+        _, history = H.run(config, checkpoint=None, data=splits, verbose=False)
+        assert np.isfinite(history["val_loss"][-1]) and 0 <= history["val_f1"][-1] <= 1
+
+
+def test_public_recipe_learns_and_resumes(splits, tmp_path):
+    config = H.HungarianConfig(per_group=SMALL["per_group"], epochs=3)
+    model, frame = H.train_public_recipe(config, checkpoint=tmp_path / "p.pt", data=splits,
+                                         verbose=False)  # fmt: skip
+    assert list(frame.index) == [1, 2, 3]
+    assert frame["train_loss"].iloc[-1] < frame["train_loss"].iloc[0]
+    weights = cell_weights(torch.from_numpy(splits[0].labels))
+    assert H.score(model, splits[1], weights)["f1"] == pytest.approx(frame["val_f1"].max())
+    _, again = H.train_public_recipe(config, checkpoint=tmp_path / "p.pt", data=splits,
+                                     verbose=False)  # fmt: skip
+    assert again.equals(frame)
+
+
+def test_hungarian_labels_match_and_timings_are_measured(splits):
+    test = splits[2]
+    labels = H.hungarian_labels(test)
+    cost = lambda lab: (test.distances * lab).sum(axis=(1, 2))  # noqa: E731
+    np.testing.assert_allclose(cost(labels), cost(test.labels), atol=1e-5)
+    assert H.hungarian_ms(test, n=64, repeats=1) > 0
+    assert H.model_ms(H.HNet(2), test, n=64, repeats=1) > 0
+
+
+def test_tracked_run_is_written_and_read_back(splits, tracker, tmp_path, monkeypatch):
+    import socket
+
+    connections = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address))
+    config = H.HungarianConfig(**{**SMALL, "epochs": 2}, label="tracked")
+    run_id = H.tracked_run(config, client=tracker, checkpoint=tmp_path / "t.pt", data=splits,
+                           test=True, experiment="test_tracking")  # fmt: skip
+    table = H.runs_table(tracker, "test_tracking")
+    row = table.set_index("run_id").loc[run_id]
+    assert row["label"] == "tracked" and row["seed"] == 0 and row["hidden"] == 32
+    assert row["n_train"] == len(splits[0]) and row["n_params"] > 0
+    assert 0 <= row["final_val_f1"] <= 1 and 0 <= row["final_test_f1"] <= 1
+    assert row["cpu_ms_per_1024"] > 0 and row["config_name"] == config.name
+    per_epoch = H.epoch_history(tracker, run_id, "val_f1")
+    assert list(per_epoch.index) == [1, 2]
+    assert per_epoch.iloc[-1] == pytest.approx(row["final_val_f1"])
+    run = tracker.get_run(run_id)
+    assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["seed"] == "0"
+    files = [f.path for f in tracker.list_artifacts(run_id, "model")]
+    assert files == [f"model/{config.name}.pt"]
+    local = tracker.download_artifacts(run_id, files[0], str(tmp_path))
+    state = torch.load(local, weights_only=True)
+    assert set(state) == set(H.make_model(config).state_dict())
+    versions = tracker.search_model_versions(f"run_id = '{run_id}'")
+    assert len(versions) == 1 and versions[0].name == "test_tracking-hnet-2doas" or versions
+    # tracked again: found, not trained nor logged twice
+    again = H.tracked_run(config, client=tracker, checkpoint=None, data=splits,
+                          experiment="test_tracking")  # fmt: skip
+    assert again == run_id and len(H.runs_table(tracker, "test_tracking")) == 1
+    assert connections == []  # the tracker is a local SQLite file: no network at all
+
+
+def test_ablation_configs_and_runner(splits, tracker, tmp_path):
+    base = H.HungarianConfig(**{**SMALL, "epochs": 1})
+    configs = H.ablation_configs(base, ["full", "no_attention"], seeds=[0, 1])
+    assert [(c.label, c.seed, c.attention) for c in configs] == [
+        ("full", 0, True), ("full", 1, True), ("no_attention", 0, False),
+        ("no_attention", 1, False),
+    ]  # fmt: skip
+    with pytest.raises(KeyError, match="unknown ablation"):
+        H.ablation_configs(base, ["no_brain"])
+    table = H.run_ablation(configs[::2], client=tracker,
+                           checkpoint_for=lambda c: tmp_path / f"{c.name}.pt",
+                           experiment="test_ablation")  # fmt: skip
+    assert sorted(table["label"]) == ["full", "no_attention"]
+    summary = H.ablation_summary(table)
+    assert list(summary["count"]) == [1, 1]
+    assert (tmp_path / f"{configs[0].name}.pt").exists()
+
+
+def test_load_data_generates_the_config_splits(tmp_data):
+    train, val, test = H.load_data(H.HungarianConfig(max_doas=3, per_group=30, data_seed=2))
+    assert train.max_doas == 3 and len(val) == len(test) and len(val) < len(train)
+    assert val.meta["seed"] == 2 and not np.array_equal(val.distances, test.distances)
+
+
+def test_ablation_verdicts_use_the_seed_noise_band():
+    import pandas as pd
+
+    nan = float("nan")
+    summary = pd.DataFrame({"mean": [0.9, 0.8, 0.89, 0.95], "std": [0.01, 0.02, 0.01, nan]},
+                           index=["full", "no_gru", "hidden32", "dhn"])  # fmt: skip
+    verdicts = H.ablation_verdicts(summary)
+    assert list(verdicts["verdict"]) == ["indiscernable", "moins bien", "indiscernable",
+                                         "une seule graine"]  # fmt: skip
+    assert verdicts.loc["no_gru", "band"] == pytest.approx(0.04)
+    with pytest.raises(KeyError, match="reference"):
+        H.ablation_verdicts(summary, reference="base")
