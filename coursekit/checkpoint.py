@@ -134,18 +134,13 @@ def config_name(prefix: str, config: Any, ignore: tuple[str, ...] = ("device", "
 
 
 def checkpoint_path(notebook: str, name: str) -> Path:
-    """Return where training `name` of `notebook` keeps its checkpoint.
+    """Return where training `name` of `notebook` keeps its checkpoint,
+    `settings.artifact_path(notebook, 'checkpoints', name + '.pt')`.
 
-    In a batch run (`coursekit run`): `<run dir>/checkpoints/<name>.pt`, so a killed run
-    resumes. In JupyterLab: `<runs>/lab/<notebook>/<name>.pt` (`<runs>/smoke/...` in smoke
-    mode, so fixture runs never mix with real ones), so a dead kernel loses at most one
-    epoch and a finished training is loaded instead of run again.
+    In a batch run the run folder holds it, so a killed run resumes; in JupyterLab a dead
+    kernel loses at most one epoch and a finished training is loaded instead of run again.
     """
-    run = settings.run_dir()
-    if run is not None:
-        return run / "checkpoints" / f"{name}.pt"
-    mode = "smoke" if settings.smoke_mode() else "lab"
-    return settings.runs_dir() / mode / notebook / f"{name}.pt"
+    return settings.artifact_path(notebook, "checkpoints", f"{name}.pt")
 
 
 def rng_state() -> dict[str, Any]:

@@ -51,6 +51,24 @@ def run_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def artifact_path(notebook: str, kind: str, name: str = "") -> Path:
+    """Return where `notebook` keeps artifact `name` of `kind` ('checkpoints', 'studies',
+    'mlflow', 'cache', ...): the one rule for everything a run writes.
+
+    In a batch run (`coursekit run`, env COURSEKIT_RUN_DIR): `<run dir>/<kind>/<name>`, so a
+    run folder holds all it wrote. In JupyterLab: `<runs>/lab/<notebook>/<kind>/<name>`, and
+    `<runs>/smoke/...` in smoke mode, so fixture runs never mix with real ones. The parent
+    folder is created; `name=""` returns the folder of that kind.
+    """
+    run = run_dir()
+    if run is not None:
+        folder = run / kind
+    else:
+        folder = runs_dir() / ("smoke" if smoke_mode() else "lab") / notebook / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name if name else folder
+
+
 def get_device(prefer: str | torch.device | None = "auto") -> torch.device:
     """Return the training device: `prefer`, or for 'auto'/None env COURSEKIT_DEVICE, else
     the best available one (cuda > mps > cpu)."""

@@ -52,9 +52,11 @@ def test_checkpoint_path_in_a_batch_run_in_lab_and_in_smoke_mode(monkeypatch, tm
     assert ck.checkpoint_path("nb", "a") == tmp_path / "run" / "checkpoints" / "a.pt"
     monkeypatch.delenv("COURSEKIT_RUN_DIR")
     monkeypatch.setenv("COURSEKIT_SMOKE", "0")
-    assert ck.checkpoint_path("nb", "a") == tmp_path / "runs" / "lab" / "nb" / "a.pt"
+    lab = tmp_path / "runs" / "lab" / "nb" / "checkpoints"
+    assert ck.checkpoint_path("nb", "a") == lab / "a.pt"
     monkeypatch.setenv("COURSEKIT_SMOKE", "1")
-    assert ck.checkpoint_path("nb", "a") == tmp_path / "runs" / "smoke" / "nb" / "a.pt"
+    smoke = tmp_path / "runs" / "smoke" / "nb" / "checkpoints"
+    assert ck.checkpoint_path("nb", "a") == smoke / "a.pt"
 
 
 def test_config_name_hashes_every_field_but_the_ignored_ones():

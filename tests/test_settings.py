@@ -49,3 +49,19 @@ def test_seed_everything_repeats_draws():
     a = torch.rand(5)
     settings.seed_everything(3)
     assert torch.equal(a, torch.rand(5))
+
+
+def test_artifact_path_puts_every_kind_in_the_run_folder_or_the_mode_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COURSEKIT_SMOKE", "0")
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    lab = settings.artifact_path("05_x", "studies", "s.db")
+    assert lab == tmp_path / "runs" / "lab" / "05_x" / "studies" / "s.db"
+    assert lab.parent.is_dir()
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
+    smoke = tmp_path / "runs" / "smoke" / "05_x"
+    assert settings.artifact_path("05_x", "mlflow") == smoke / "mlflow"
+    monkeypatch.setenv("COURSEKIT_RUN_DIR", str(tmp_path / "run"))
+    # A batch run keeps everything it writes in its own folder, whatever the mode.
+    run = tmp_path / "run"
+    assert settings.artifact_path("05_x", "studies", "s.db") == run / "studies" / "s.db"
