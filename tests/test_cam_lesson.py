@@ -269,7 +269,7 @@ def test_default_cifar10_checkpoint_is_notebook04s(monkeypatch, tmp_path):
     # Only a GPU-trained checkpoint (amp on) present: a CPU session uses it.
     gpu = cb.notebook04_final_config("cpu", amp=True)
     gpu_path = Path(checkpoint_path("04_cifar10_256k", gpu.name))
-    gpu_path.parent.mkdir(parents=True)
+    gpu_path.parent.mkdir(parents=True, exist_ok=True)
     gpu_path.write_bytes(b"")
     assert cb.default_cifar10_checkpoint("cpu") == gpu_path
 

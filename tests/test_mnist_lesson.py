@@ -69,7 +69,8 @@ def test_checkpoint_name_separates_experiments(smoke):
 def test_lab_rerun_loads_the_finished_training_instead_of_training(smoke, monkeypatch, capsys):
     config = MnistLossConfig(swap=True, epochs=1, subset=64, device="cpu")
     path = checkpoint_path("01_mnist_loss_curves", config.name)
-    assert path == smoke / "runs" / "smoke" / "01_mnist_loss_curves" / f"{config.name}.pt"
+    folder = smoke / "runs" / "smoke" / "01_mnist_loss_curves" / "checkpoints"
+    assert path == folder / f"{config.name}.pt"
     first_model, first = run(config, checkpoint=path, verbose=False)
     assert path.is_file()
     calls = []
