@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/audio_features.py             # 1,520 synthetic FSDD files
     .venv/bin/python benchmarks/audio_features.py --root DIR  # real recordings, read only
-                                                              # (the cache goes to a temp folder)
+    # DIR: the data root or the recordings folder; the cache goes to a temporary folder
 
 Times, in one run and on the same files: the metadata table (headers only), reading +
 resampling + padding every file, the mel spectrogram computed file by file (what a
 `Dataset.__getitem__` doing the transform would cost per epoch) against the batched
 `coursekit.audio.data.logmel`, then `logmel_features` the first time (compute + atomic cache
 write) and the second time (cache read). Ratios are against the per-file baseline.
+Measurements: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def per_file(waves: torch.Tensor, config: MelConfig) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=None, help="recordings (default: fixture)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root or recordings folder (default: a synthetic fixture)")
     parser.add_argument("--indices", type=int, default=38, help="fixture files per digit/speaker")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()

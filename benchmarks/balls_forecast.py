@@ -9,14 +9,7 @@ one by one; prints the mean centre error at step 20 in pixels on validation (whe
 notebook chooses) and on test, with the last-position and constant-velocity baselines and
 the simulator run one step from the last boxes: with every hidden parameter, without masses
 and restitutions (median over COPHY's values), and with --all-unknown without any (27^3
-combinations: minutes).
-
-Not run in full on 2026-12-02; the notebook's own full run (same data, split and variants,
-1 CPU thread) printed, on validation: constant velocity 0.199 px; residual MSE 0.304;
-+ distance loss 0.185; + moves 0.178; + contacts 0.148; + symmetries (200 epochs, 190 s)
-0.092; simulator with every parameter 0.051, without masses and restitutions 0.074. With
-all three unknown, on 2,000 other generated sequences: 0.082 px in 183 s (constant velocity
-0.187 on the same).
+combinations: minutes). Measurements: benchmarks/README.md.
 """
 
 from __future__ import annotations

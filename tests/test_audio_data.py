@@ -277,27 +277,39 @@ def test_mel_centres_match_torchaudio_filters():
     assert np.abs(peaks - centres).max() <= 8000 / config.n_fft  # within one FFT bin
 
 
-def test_features_are_computed_once_then_read_from_the_cache(recordings: Path, monkeypatch):
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Return tmp_path/runs as COURSEKIT_RUNS, outside smoke mode and any batch run."""
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    monkeypatch.delenv("COURSEKIT_SMOKE", raising=False)
+    return tmp_path / "runs"
+
+
+def test_features_are_computed_once_then_read_from_the_cache(recordings: Path, runs: Path,
+                                                             monkeypatch):
     table = audio_table(recordings)
     config = MelConfig(n_mels=32, hop_length=80)
     features = logmel_features(table, config)
     assert features.shape == (N_FIXTURE, 32, 101) and features.dtype == torch.float32
-    (cache,) = (recordings / ".cache").glob("logmel-*.pt")
+    folder = runs / "lab" / "02_audiomnist_melspectrogram" / "cache"
+    assert audio.default_cache_dir() == folder
+    (cache,) = folder.glob("logmel-*.pt")
+    assert sorted(p.suffix for p in recordings.iterdir()) == [".wav"] * N_FIXTURE  # read only
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(audio, "load_waveforms", no_reading)
-    again = logmel_features(table, config)
+    with monkeypatch.context() as patch:
+        patch.setattr(audio, "load_waveforms", no_reading)
+        again = logmel_features(table, config)
     assert torch.allclose(again, features, atol=0.05)  # stored as float16
-    assert audio_table(recordings).equals(table)  # the cache folder is not a recording
-    monkeypatch.undo()
     # Another setting, or a changed file, is computed afresh.
     logmel_features(table, MelConfig(n_mels=24))
     path = recordings / "0_alba_0.wav"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     logmel_features(table, config)
-    assert len(list((recordings / ".cache").glob("logmel-*.pt"))) == 3
+    assert len(list(folder.glob("logmel-*.pt"))) == 3
     assert cache.exists()
 
 
@@ -310,9 +322,9 @@ def test_damaged_cache_is_recomputed(recordings: Path, tmp_path: Path):
     assert torch.load(cache, weights_only=True)["files"] == list(table["file"])
 
 
-def test_use_cache_false_writes_nothing(recordings: Path):
+def test_use_cache_false_writes_nothing(recordings: Path, runs: Path):
     logmel_features(audio_table(recordings).iloc[:5], use_cache=False)
-    assert not (recordings / ".cache").exists()
+    assert not runs.exists() and len(list(recordings.iterdir())) == N_FIXTURE
 
 
 def test_features_do_not_depend_on_the_batch(recordings: Path):

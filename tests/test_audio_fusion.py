@@ -48,7 +48,7 @@ def test_fusion_experiment_on_fixtures(data, fixture_data: Path, one_thread):
     config = FusionConfig(audio=audio, image_epochs=3, fusion_epochs=4)
     checkpoints = {"audio": None, "image": None, "fusion": None}
     models, sets = fusion.train_fusion_models(config, data, checkpoints=checkpoints,
-                                              mnist_root=fixture_data)
+                                              data_root=fixture_data)
     assert len(sets["x_image_train"]) == 120 and len(sets["x_image_test"]) == 40
     predictions = fusion.fusion_predictions(models, sets)
     table = fusion.fusion_table(predictions, sets["y_eval"])

@@ -9,8 +9,10 @@ Two layouts, told apart by their folders (`find_recordings`):
 duration), read from the names and the WAV headers only. `load_waveforms` reads them with
 soundfile (a truncated or damaged file is a `DatasetFormatError` naming it), resamples with
 torchaudio to one rate and pads or trims to one length. `logmel_features` computes the
-log-mel spectrograms of a whole table once, in batches, and caches them atomically next to
-the recordings. `coursekit.audio.download` fetches the FSDD release archive.
+log-mel spectrograms of a whole table once, in batches, and caches them atomically among
+the notebook's artifacts (`settings.artifact_path`), never beside the recordings: that
+folder may be read-only or shared. `coursekit.audio.download` fetches the FSDD release
+archive.
 
 Where the data comes from: an explicit `root` (a data root, a dataset folder or the
 recordings folder itself), else in smoke mode the coursekit fixtures, else
@@ -43,6 +45,7 @@ from coursekit.audio.formats import (
     FSDD_FOLDER,
     FSDD_RECORDINGS,
     FSDD_URL,
+    NOTEBOOK,
 )
 from coursekit.checkpoint import atomic_write
 from coursekit.data.errors import DatasetFormatError, DatasetMissingError
@@ -51,7 +54,6 @@ from coursekit.data.roots import resolve_root
 
 NAME = re.compile(AUDIO_NAME_PATTERN)
 SPEAKER_FOLDER = re.compile(r"^\d\d$")
-CACHE_FOLDER = ".cache"
 CACHE_VERSION = 1
 TABLE_COLUMNS = (
     "path", "file", "digit", "speaker", "index", "layout", "sample_rate", "frames", "duration",
@@ -359,6 +361,8 @@ def logmel(waves: torch.Tensor, config: MelConfig, batch_size: int = 256) -> tor
 
 def _fingerprint(table: pd.DataFrame, config: MelConfig) -> str:
     """Return a hash of the config and of every file's name, size and mtime."""
+    # Not the folder: a copy of the same files (same names, sizes and mtimes) holds the same
+    # audio, so it may share the entry.
     digest = hashlib.sha1(repr(sorted(asdict(config).items())).encode())
     digest.update(str(CACHE_VERSION).encode())
     for path in table["path"]:
@@ -367,9 +371,10 @@ def _fingerprint(table: pd.DataFrame, config: MelConfig) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_folder(table: pd.DataFrame) -> Path:
-    """Return the default cache folder of a table: `.cache/` beside its recordings."""
-    return Path(table.attrs.get("folder") or Path(table["path"].iloc[0]).parent) / CACHE_FOLDER
+def default_cache_dir() -> Path:
+    """Return the default folder of the log-mel cache: notebook 02's 'cache' artifacts."""
+    # Not beside the recordings, which may be read-only or shared by several users.
+    return settings.artifact_path(NOTEBOOK, "cache")
 
 
 def logmel_features(
@@ -382,14 +387,14 @@ def logmel_features(
     """Return the log-mel spectrograms float32 (N, n_mels, frames) of every row of `table`.
 
     Computed once in batches, then cached in `<cache_dir>/logmel-<fingerprint>.pt`
-    (default: `.cache/` beside the recordings), written atomically and stored as float16.
-    The fingerprint covers the config and every file's name, size and mtime, so a changed
-    file or setting computes afresh. use_cache=False neither reads nor writes the cache.
+    (default: `default_cache_dir()`), written atomically and stored as float16. The
+    fingerprint covers the config and every file's name, size and mtime, so a changed file
+    or setting computes afresh. use_cache=False neither reads nor writes the cache.
     """
     config = config or MelConfig()
     path = None
     if use_cache and len(table):
-        folder = Path(cache_dir) if cache_dir is not None else cache_folder(table)
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         path = folder / f"logmel-{_fingerprint(table, config)}.pt"
         cached = _read_cache(path, list(table["file"]))
         if cached is not None:

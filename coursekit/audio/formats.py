@@ -1,5 +1,7 @@
 """Folder layouts, rates and the checked archive of the spoken-digit datasets (notebook 02)."""
 
+NOTEBOOK = "02_audiomnist_melspectrogram"  # its artifacts (feature cache) are filed under it
+
 # Free Spoken Digit Dataset (the course's "AudioMNIST.zip"):
 # recordings/{digit}_{speaker}_{index}.wav, mono PCM16 at 8 kHz. The 60-speaker AudioMNIST of
 # Becker et al.: data/{NN}/{digit}_{NN}_{rep}.wav at 48 kHz. Both name files the same way;

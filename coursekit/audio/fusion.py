@@ -57,7 +57,8 @@ def pair_images(digits: np.ndarray, image_labels: np.ndarray, seed: int = 0) -> 
 
 
 def mnist_tensors(train: bool, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return MNIST (images float32 (N, 1, 28, 28) normalized, labels int64 (N,))."""
+    """Return MNIST (images float32 (N, 1, 28, 28) normalized, labels int64 (N,)) from the
+    data root `root` (`coursekit.data.load_dataset`)."""
     images, labels = to_uint8_tensors(load_dataset("MNIST", train=train, root=root))
     return (images.float() / 255 - MNIST_MEAN) / MNIST_STD, labels
 
@@ -122,13 +123,16 @@ def _fit(model: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, epochs: 
                verbose=verbose)
 
 
-def fusion_data(config: FusionConfig, data: AudioData, mnist_root: str | Path | None = None
+def fusion_data(config: FusionConfig, data: AudioData, data_root: str | Path | None = None
                 ) -> dict[str, Any]:
     """Return the paired sets: audio inputs and rows as `prepare`, the paired normalized
-    images (x_image_train, x_image_test), and the test images/recordings corrupted."""
+    images (x_image_train, x_image_test), and the test images/recordings corrupted.
+
+    data_root: the datasets root MNIST is read from (`coursekit.data.roots.resolve_root`),
+    the same one as the recordings'."""
     parts = prepare(config.audio, data)
-    images_train, labels_train = mnist_tensors(True, mnist_root)
-    images_test, labels_test = mnist_tensors(False, mnist_root)
+    images_train, labels_train = mnist_tensors(True, data_root)
+    images_test, labels_test = mnist_tensors(False, data_root)
     y = data.y
     pick_train = pair_images(y[parts["train_rows"]].numpy(), labels_train.numpy(),
                              config.pair_seed)
@@ -149,15 +153,16 @@ def fusion_data(config: FusionConfig, data: AudioData, mnist_root: str | Path | 
 
 def train_fusion_models(
     config: FusionConfig, data: AudioData, *, checkpoints: dict[str, Path | None],
-    retrain: bool = False, mnist_root: str | Path | None = None, verbose: bool = False,
+    retrain: bool = False, data_root: str | Path | None = None, verbose: bool = False,
 ) -> tuple[dict[str, nn.Module], dict[str, Any]]:
     """Return ({'audio', 'image', 'fusion'} trained models, fusion_data).
 
-    checkpoints: one path (or None) per model, keys 'audio', 'image', 'fusion'. The audio
-    model is `run(config.audio)`; the image CNN learns the images paired with the audio
-    training rows; the fusion net learns both (audio augmented as the audio recipe says).
+    checkpoints: one path (or None) per model, keys 'audio', 'image', 'fusion'; data_root:
+    where MNIST is read, as in `fusion_data`. The audio model is `run(config.audio)`; the
+    image CNN learns the images paired with the audio training rows; the fusion net learns
+    both (audio augmented as the audio recipe says).
     """
-    sets = fusion_data(config, data, mnist_root)
+    sets = fusion_data(config, data, data_root)
     audio, _ = run(config.audio, checkpoint=checkpoints["audio"], retrain=retrain, data=data,
                    verbose=verbose)
     a = config.audio

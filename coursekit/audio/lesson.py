@@ -11,13 +11,14 @@ left out entirely and one *training* speaker (`validation_speaker`) becomes the 
 set, so a setting is chosen on voices the model never heard without looking at the test
 speaker. With the random split, eval='validation' holds out 20 % of the training files.
 
-The spectrogram transforms live in `audio_transforms`, the multimodal experiment in
-`audio_fusion`, the figures in `audio_plots`.
+The spectrogram transforms live in `coursekit.audio.transforms`, the greedy choice of a
+recipe in `coursekit.audio.selection`, the multimodal experiment in `coursekit.audio.fusion`,
+the figures in `coursekit.audio.plots`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ def load_audio(
     root: str | Path | None = None, mel: MelConfig | None = None,
     cache_dir: str | Path | None = None,
 ) -> AudioData:
-    """Return the AudioData of the recordings at `root` (see `coursekit.audio.data`)."""
+    """Return the AudioData of the recordings at or under `root`, the data root (see
+    `coursekit.audio.data`); their log-mels are cached in `cache_dir` (default: the
+    notebook's 'cache' artifacts, `coursekit.audio.data.default_cache_dir`)."""
     mel = mel or MelConfig()
     table = audio_table(root)
     return AudioData(table, logmel_features(table, mel, cache_dir=cache_dir), mel)
@@ -507,39 +510,3 @@ def speaker_runs(
                      "eval_acc": last["val_acc"], "train_acc": last["train_acc"]})
         histories[speaker] = history
     return pd.DataFrame(rows).set_index("speaker"), histories
-
-
-# --- choosing a recipe on validation -----------------------------------------------------
-
-
-def forward_selection(
-    singles: Mapping[str, float], changes: Mapping[str, dict], baseline: float,
-    score: Callable[[str, dict], float], min_gain: float = 0.01, last: Sequence[str] = (),
-) -> tuple[list[str], dict, float, list[dict[str, Any]]]:
-    """Return (chosen keys, their merged changes, their score, steps): greedy forward selection.
-
-    singles: each variant's validation score alone; changes: its AudioConfig fields. Only the
-    variants beating `baseline` by min_gain are tried, best first: the recipe starts as the
-    best one, and each next one is added if score(label, merged changes) beats the recipe's
-    by min_gain. Adding them all at once can be worse than any of them alone (too much
-    augmentation for the epochs); this keeps only what helps on top of what is kept. steps:
-    one dict per trial (label, score, kept). No variant beats the baseline and no `last`
-    key: ([], {}, baseline, []).
-
-    last: keys tried after all the others, in this order, whatever their single scores
-    (those that multiply the cost of every later trial: an ensemble, an adaptation).
-    """
-    ranked = sorted((k for k in singles if singles[k] >= baseline + min_gain and k not in last),
-                    key=lambda k: -singles[k])
-    chosen, recipe, best = [], {}, baseline
-    if ranked:
-        chosen, recipe, best = [ranked[0]], dict(changes[ranked[0]]), singles[ranked[0]]
-    steps: list[dict[str, Any]] = []
-    for key in [*ranked[1:], *(k for k in last if k in singles)]:
-        label, trial = "+".join([*chosen, key]), {**recipe, **changes[key]}
-        value = score(label, trial)
-        kept = value >= best + min_gain
-        steps.append({"label": label, "score": value, "kept": kept})
-        if kept:
-            chosen, recipe, best = [*chosen, key], trial, value
-    return chosen, recipe, best, steps
