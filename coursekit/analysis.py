@@ -1,7 +1,8 @@
 """Numbers read off training histories, and the French sentences that state them.
 
 Where the test loss bottoms out and whether a run overfits (one explicit rule, see
-`overfitting_report`), a comparison table of runs, the learning-rate changes of a run.
+`overfitting_report`), a comparison table of runs, the learning-rate changes of a run,
+and the one rule that calls a difference better, worse or within the noise (`verdict`).
 A notebook's written analysis is computed from these instead of typed by hand, so it
 stays true whatever the run gives.
 """
@@ -339,6 +340,26 @@ def first_collapsed_epoch(history: Any, num_classes: int = 10, tol: float = 0.05
     return int(df.index[first])
 
 
+VERDICTS = ("mieux", "moins bien", "indiscernable")
+
+
+def verdict(delta: float, band: float) -> str:
+    """Return 'mieux', 'moins bien' or 'indiscernable': the workbook's one comparison rule.
+
+    delta: a score minus the reference's (higher is better); band: the half-width of the
+    noise on delta. 'mieux' iff delta > band, 'moins bien' iff delta < -band, else
+    'indiscernable': a difference that noise alone could produce, edges included, is not
+    reported as a gain or a loss.
+    """
+    if not band >= 0:  # also refuses NaN: an unknown noise gives no verdict
+        raise ValueError(f"the noise band is a half-width >= 0, got {band}")
+    if delta > band:
+        return "mieux"
+    if delta < -band:
+        return "moins bien"
+    return "indiscernable"
+
+
 def accuracy_band(acc: float, ref: float, n: int, z: float = 1.96) -> float:
     """Return the half-width of the noise band of `acc - ref`, two accuracies on n images.
 
@@ -353,14 +374,11 @@ def accuracy_band(acc: float, ref: float, n: int, z: float = 1.96) -> float:
 
 
 def compare_to_reference(acc: float, ref: float, n: int, z: float = 1.96) -> dict[str, Any]:
-    """Return {'delta', 'band', 'verdict'}: verdict 'mieux', 'moins bien' or 'indiscernable'.
-
-    'indiscernable' when |acc - ref| is within the noise band of `accuracy_band`: a
-    difference that sampling alone could produce is not reported as a gain or a loss.
-    """
+    """Return {'delta', 'band', 'verdict'}: `verdict(acc - ref, band)` with the noise band
+    of `accuracy_band`, so a difference that sampling alone could produce is not reported
+    as a gain or a loss."""
     delta, band = acc - ref, accuracy_band(acc, ref, n, z)
-    verdict = "mieux" if delta > band else "moins bien" if delta < -band else "indiscernable"
-    return {"delta": delta, "band": band, "verdict": verdict}
+    return {"delta": delta, "band": band, "verdict": verdict(delta, band)}
 
 
 def stability_report(history: Any, n_val: int) -> dict[str, Any]:

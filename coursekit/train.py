@@ -2,9 +2,10 @@
 
 Each notebook first writes its own few-line loop, as its sheet asks (notebook 05,
 exercise 3); `fit` is that loop plus what variants need: validation, schedulers, early
-stopping, an extra loss term, a time budget and a checkpoint after every epoch. Its
-history always has the same columns: epoch, lr, train_loss, train_<metric>, val_loss,
-val_<metric>, seconds (plus train_eval_* when asked, train_penalty with an extra term).
+stopping, an extra loss term, a time budget, metrics of its own and a checkpoint after
+every epoch. Its history always has the same columns: epoch, lr, train_loss,
+train_<metric>, val_loss, val_<metric>, seconds (plus train_eval_* when asked,
+train_penalty with an extra term, and what `epoch_metrics` adds).
 
 No host synchronisation happens inside an epoch: losses and metrics add up on the device
 and are read once per epoch (every `BAR_EVERY` batches for a progress bar).
@@ -279,15 +280,34 @@ def _print_row(row: dict[str, float]) -> None:
     print("  ".join(parts), flush=True)
 
 
-def _step_scheduler(scheduler: Any, row: dict[str, float]) -> None:
+def _step_scheduler(scheduler: Any, row: dict[str, float], monitor: str = "val_loss") -> None:
     if scheduler is None:
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        if math.isnan(row.get("val_loss", math.nan)):
-            raise ValueError("ReduceLROnPlateau steps on val_loss: give fit() a val_loader")
-        scheduler.step(row["val_loss"])
+        if math.isnan(row.get(monitor, math.nan)):
+            raise ValueError(
+                f"ReduceLROnPlateau steps on {monitor!r}, which this epoch does not record "
+                f"(columns: {list(row)}); give fit() a val_loader or the epoch_metrics "
+                "that computes it"
+            )
+        scheduler.step(row[monitor])
     else:
         scheduler.step()
+
+
+def _hooked(
+    hook: Callable[[nn.Module, int], Mapping[str, float]] | None,
+    model: nn.Module,
+    row: dict[str, float],
+) -> dict[str, float]:
+    """Return the hook's metrics for the epoch of `row`, refusing to overwrite fit's columns."""
+    if hook is None:
+        return {}
+    values = {k: float(v) for k, v in hook(model, int(row["epoch"])).items()}
+    clash = sorted(set(values) & set(row))
+    if clash:
+        raise ValueError(f"epoch_metrics returned {clash}, which fit() already records")
+    return values
 
 
 @dataclass
@@ -358,6 +378,8 @@ def fit(
     checkpoint: str | Path | None = None,
     restart: bool = False,
     amp: bool = False,
+    epoch_metrics: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
+    scheduler_monitor: str = "val_loss",
     callback: Callable[[dict[str, float]], None] | None = None,
     verbose: bool = True,
 ) -> History:
@@ -370,7 +392,7 @@ def fit(
       extra_loss(model): a term added to the loss, e.g. an L1 penalty (column
         'train_penalty'; train_loss stays the data loss alone);
       scheduler: any torch LR scheduler, stepped once per epoch
-        (ReduceLROnPlateau on val_loss);
+        (ReduceLROnPlateau on the column `scheduler_monitor`, val_loss by default);
       early_stopping: an EarlyStopping on a history column;
       time_budget_s: do not start an epoch that would end past this budget of training
         time (the sum of the epochs' seconds, so it holds across resumed runs);
@@ -378,7 +400,11 @@ def fit(
         resumes from it (model, optimizer, scheduler, RNG, history); if that run had
         finished, the model is loaded and nothing is trained. restart: ignore it;
       amp: float16 autocast with gradient scaling, on CUDA only;
-      callback(row): called after each epoch (e.g. to report to an Optuna trial).
+      epoch_metrics(model, epoch): metrics of its own (e.g. an F1 on the validation set)
+        added to each epoch's row before the scheduler, early stopping and the printed
+        line see it (also to the epoch-0 row of eval_before); its time counts in `seconds`;
+      callback(row): called last with a copy of each epoch's row, to observe it (e.g. to
+        report to an Optuna trial); what it changes is not recorded.
     The `seconds` column is wall-clock time with the device synchronised.
     """
     device = get_device(device)
@@ -405,6 +431,7 @@ def fit(
     if eval_before and not history.rows:
         row = {"epoch": 0, **measure("train", train_loader)}
         row.update(measure("val", val_loader) if val_loader is not None else {})
+        row.update(_hooked(epoch_metrics, model, row))
         history.rows.append({**row, "lr": optimizer.param_groups[0]["lr"], "seconds": 0.0})
 
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
@@ -425,15 +452,16 @@ def fit(
         row.update({f"train_{k}": v for k, v in train_m.items()})
         row.update(measure("train_eval", train_loader) if eval_train else {})
         row.update(measure("val", val_loader) if val_loader is not None else {})
+        row.update(_hooked(epoch_metrics, model, row))
         synchronize(device)
         row["seconds"] = time.perf_counter() - t0
         history.rows.append(row)
-        _step_scheduler(scheduler, row)
+        _step_scheduler(scheduler, row, scheduler_monitor)
         stop = early_stopping is not None and _early_stop(early_stopping, row, model)
         if talk:
             _print_row(row)
         if callback is not None:
-            callback(row)
+            callback(dict(row))  # a copy: the history is fit's to write, not the callback's
         history.stopped_reason = (
             "early stopping" if stop else "max epochs" if epoch == epochs else "running"
         )

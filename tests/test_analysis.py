@@ -19,6 +19,7 @@ from coursekit.analysis import (
     stability_report,
     summary_sentence,
     train_measurement_sentence,
+    verdict,
     verdict_sentence,
 )
 from coursekit.french import fr_int, fr_num, fr_pct
@@ -216,6 +217,51 @@ def test_three_way_verdict_with_a_noise_band():
     assert result["verdict"] == "mieux" and result["delta"] > result["band"]
     with pytest.raises(ValueError, match="positive"):
         accuracy_band(0.5, 0.5, n=0)
+
+
+# (delta, band, verdict): both sides of the band, inside it on both sides of 0, and its edges.
+# Binary fractions, so that delta == band is exact. A rule saying "moins bien" for any
+# delta < 0 (or "mieux" for any delta > 0) fails on the rows inside the band.
+RULE_CASES = [
+    (0.375, 0.25, "mieux"),
+    (0.25, 0.25, "indiscernable"),
+    (0.0625, 0.25, "indiscernable"),
+    (0.0, 0.25, "indiscernable"),
+    (-0.0625, 0.25, "indiscernable"),
+    (-0.25, 0.25, "indiscernable"),
+    (-0.375, 0.25, "moins bien"),
+    (0.0625, 0.0, "mieux"),
+    (-0.0625, 0.0, "moins bien"),
+    (0.0, 0.0, "indiscernable"),
+]
+
+
+@pytest.mark.parametrize(("delta", "band", "expected"), RULE_CASES)
+def test_verdict_rule_on_both_sides_of_the_band_and_at_its_edges(delta, band, expected):
+    assert verdict(delta, band) == expected
+
+
+@pytest.mark.parametrize("band", [-0.1, math.nan])
+def test_verdict_refuses_a_negative_or_unknown_band(band):
+    with pytest.raises(ValueError, match="band"):
+        verdict(0.0, band)
+
+
+@pytest.mark.parametrize(("delta", "band", "expected"), RULE_CASES)
+def test_compare_to_reference_goes_through_the_rule(monkeypatch, delta, band, expected):
+    monkeypatch.setattr("coursekit.analysis.accuracy_band", lambda *args, **kwargs: band)
+    result = compare_to_reference(0.5 + delta, 0.5, n=1000)
+    assert result == {"delta": delta, "band": band, "verdict": expected}
+
+
+def test_compare_to_reference_just_inside_and_outside_the_sampling_band():
+    # around 0.5 the band hardly depends on acc (p (1 - p) is flat there), so the band of
+    # (0.5, 0.5) stands for that of each pair to well within 1 %
+    band = accuracy_band(0.5, 0.5, n=10_000)
+    for factor, expected in ((1.01, "mieux"), (0.99, "indiscernable"),
+                             (-0.99, "indiscernable"), (-1.01, "moins bien")):  # fmt: skip
+        result = compare_to_reference(0.5 + factor * band, 0.5, n=10_000)
+        assert result["verdict"] == expected == verdict(result["delta"], result["band"]), factor
 
 
 def test_train_accuracy_in_eval_mode_is_preferred_for_the_gap():

@@ -1,11 +1,13 @@
-"""Notebook 07 lesson: the 3-output loss, training, the public recipe, tracking, ablation."""
+"""Notebook 07 lesson: the 3-output loss, training, the public recipe, ablation verdicts."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
+from coursekit.analysis import verdict
 from coursekit.hungarian import data as A
 from coursekit.hungarian import lesson as H
 from coursekit.hungarian.metrics import AssignmentScores, cell_weights
@@ -28,12 +30,6 @@ def splits():
     big = A.balanced_sample_range(2, 10 * SMALL["per_group"])  # val and test are 10% splits
     return (A.generate(2, sample_range, seed=0), A.generate(2, big, seed=0, split="val"),
             A.generate(2, big, seed=0, split="test"))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tracker(tmp_path_factory):
-    """One tracker for the module: creating an MLflow database takes seconds."""
-    return H.open_tracker(tmp_path_factory.mktemp("mlflow"))
 
 
 def all_zero_f1(data):
@@ -121,7 +117,29 @@ def test_public_recipe_learns_and_resumes(splits, tmp_path):
     assert H.score(model, splits[1], weights)["f1"] == pytest.approx(frame["val_f1"].max())
     _, again = H.train_public_recipe(config, checkpoint=tmp_path / "p.pt", data=splits,
                                      verbose=False)  # fmt: skip
-    assert again.equals(frame)
+    assert again.equals(frame)  # finished checkpoint: loaded, the best epoch's weights too
+
+
+def test_public_recipe_resumes_as_if_never_stopped(splits, tmp_path):
+    config = H.HungarianConfig(per_group=SMALL["per_group"], epochs=3)
+    unbroken_model, unbroken = H.train_public_recipe(config, checkpoint=None, data=splits,
+                                                     verbose=False)  # fmt: skip
+    ckpt = tmp_path / "p.pt"
+    H.train_public_recipe(H.HungarianConfig(per_group=SMALL["per_group"], epochs=1),
+                          checkpoint=ckpt, data=splits, verbose=False)  # fmt: skip
+    model, resumed = H.train_public_recipe(config, checkpoint=ckpt, data=splits, verbose=False)
+    assert resumed["val_f1"].tolist() == unbroken["val_f1"].tolist()
+    for a, b in zip(model.state_dict().values(), unbroken_model.state_dict().values(),
+                    strict=True):  # fmt: skip
+        assert torch.equal(a, b)
+
+
+def test_public_loss_sums_the_three_terms_over_the_batch():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 3, 3)
+    labels = (torch.rand(8, 3, 3) > 0.7).float()
+    expected = H.AssignmentLoss()(logits, labels) * len(labels)  # the mean per matrix
+    torch.testing.assert_close(H.public_loss(logits, labels), expected)
 
 
 def test_hungarian_labels_match_and_timings_are_measured(splits):
@@ -133,40 +151,13 @@ def test_hungarian_labels_match_and_timings_are_measured(splits):
     assert H.model_ms(H.HNet(2), test, n=64, repeats=1) > 0
 
 
-def test_tracked_run_is_written_and_read_back(splits, tracker, tmp_path, monkeypatch):
-    import socket
-
-    connections = []
-    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address))
-    config = H.HungarianConfig(**{**SMALL, "epochs": 2}, label="tracked")
-    run_id = H.tracked_run(config, client=tracker, checkpoint=tmp_path / "t.pt", data=splits,
-                           test=True, experiment="test_tracking")  # fmt: skip
-    table = H.runs_table(tracker, "test_tracking")
-    row = table.set_index("run_id").loc[run_id]
-    assert row["label"] == "tracked" and row["seed"] == 0 and row["hidden"] == 32
-    assert row["n_train"] == len(splits[0]) and row["n_params"] > 0
-    assert 0 <= row["final_val_f1"] <= 1 and 0 <= row["final_test_f1"] <= 1
-    assert row["cpu_ms_per_1024"] > 0 and row["config_name"] == config.name
-    per_epoch = H.epoch_history(tracker, run_id, "val_f1")
-    assert list(per_epoch.index) == [1, 2]
-    assert per_epoch.iloc[-1] == pytest.approx(row["final_val_f1"])
-    run = tracker.get_run(run_id)
-    assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["seed"] == "0"
-    files = [f.path for f in tracker.list_artifacts(run_id, "model")]
-    assert files == [f"model/{config.name}.pt"]
-    local = tracker.download_artifacts(run_id, files[0], str(tmp_path))
-    state = torch.load(local, weights_only=True)
-    assert set(state) == set(H.make_model(config).state_dict())
-    versions = tracker.search_model_versions(f"run_id = '{run_id}'")
-    assert len(versions) == 1 and versions[0].name == "test_tracking-hnet-2doas" or versions
-    # tracked again: found, not trained nor logged twice
-    again = H.tracked_run(config, client=tracker, checkpoint=None, data=splits,
-                          experiment="test_tracking")  # fmt: skip
-    assert again == run_id and len(H.runs_table(tracker, "test_tracking")) == 1
-    assert connections == []  # the tracker is a local SQLite file: no network at all
+def test_load_data_generates_the_config_splits(tmp_data):
+    train, val, test = H.load_data(H.HungarianConfig(max_doas=3, per_group=30, data_seed=2))
+    assert train.max_doas == 3 and len(val) == len(test) and len(val) < len(train)
+    assert val.meta["seed"] == 2 and not np.array_equal(val.distances, test.distances)
 
 
-def test_ablation_configs_and_runner(splits, tracker, tmp_path):
+def test_ablation_configs():
     base = H.HungarianConfig(**{**SMALL, "epochs": 1})
     configs = H.ablation_configs(base, ["full", "no_attention"], seeds=[0, 1])
     assert [(c.label, c.seed, c.attention) for c in configs] == [
@@ -175,24 +166,18 @@ def test_ablation_configs_and_runner(splits, tracker, tmp_path):
     ]  # fmt: skip
     with pytest.raises(KeyError, match="unknown ablation"):
         H.ablation_configs(base, ["no_brain"])
-    table = H.run_ablation(configs[::2], client=tracker,
-                           checkpoint_for=lambda c: tmp_path / f"{c.name}.pt",
-                           experiment="test_ablation")  # fmt: skip
-    assert sorted(table["label"]) == ["full", "no_attention"]
+
+
+def test_ablation_summary_is_per_variant_over_seeds():
+    table = pd.DataFrame({"label": ["full", "full", "focal"], "final_val_f1": [0.5, 0.75, 0.25]})
     summary = H.ablation_summary(table)
-    assert list(summary["count"]) == [1, 1]
-    assert (tmp_path / f"{configs[0].name}.pt").exists()
-
-
-def test_load_data_generates_the_config_splits(tmp_data):
-    train, val, test = H.load_data(H.HungarianConfig(max_doas=3, per_group=30, data_seed=2))
-    assert train.max_doas == 3 and len(val) == len(test) and len(val) < len(train)
-    assert val.meta["seed"] == 2 and not np.array_equal(val.distances, test.distances)
+    assert list(summary.index) == ["full", "focal"] and list(summary["count"]) == [2, 1]
+    assert summary.loc["full", "mean"] == 0.625 and np.isnan(summary.loc["focal", "std"])
+    with pytest.raises(ValueError, match="no finished run"):
+        H.ablation_summary(table.iloc[:0])
 
 
 def test_ablation_verdicts_use_the_seed_noise_band():
-    import pandas as pd
-
     nan = float("nan")
     summary = pd.DataFrame({"mean": [0.9, 0.8, 0.89, 0.95], "std": [0.01, 0.02, 0.01, nan]},
                            index=["full", "no_gru", "hidden32", "dhn"])  # fmt: skip
@@ -202,3 +187,22 @@ def test_ablation_verdicts_use_the_seed_noise_band():
     assert verdicts.loc["no_gru", "band"] == pytest.approx(0.04)
     with pytest.raises(KeyError, match="reference"):
         H.ablation_verdicts(summary, reference="base")
+
+
+def test_ablation_verdicts_go_through_the_one_rule():
+    # band = 2 * 0.125 = 0.25 for every variant; binary fractions make the edges exact.
+    # Inside the band on both sides of 0, a rule comparing delta with 0 fails.
+    means = {"full": 0.5, "up": 0.875, "edge_up": 0.75, "bit_up": 0.5625, "bit_down": 0.4375,
+             "edge_down": 0.25, "down": 0.125}  # fmt: skip
+    summary = pd.DataFrame({"mean": means, "std": 0.125})
+    verdicts = H.ablation_verdicts(summary)
+    assert verdicts["band"].tolist() == [0.25] * len(means)
+    assert verdicts["verdict"].to_dict() == {
+        "full": "indiscernable", "up": "mieux", "edge_up": "indiscernable",
+        "bit_up": "indiscernable", "bit_down": "indiscernable", "edge_down": "indiscernable",
+        "down": "moins bien",
+    }  # fmt: skip
+    for row in verdicts.itertuples():
+        assert row.verdict == verdict(row.delta, row.band)
+    one_seed_reference = summary.assign(std=[np.nan] + [0.125] * (len(means) - 1))
+    assert set(H.ablation_verdicts(one_seed_reference)["verdict"]) == {"une seule graine"}

@@ -33,8 +33,9 @@ def blob_run(epochs: int, checkpoint=None, seed: int = 0, **kwargs) -> tuple[nn.
     val = DataLoader(blobs(128, 1), batch_size=64)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.8)
-    history = fit(model, train, val, epochs=epochs, optimizer=opt, scheduler=sched,
-                  device="cpu", checkpoint=checkpoint, verbose=False, **kwargs)
+    kwargs = {"scheduler": sched, "verbose": False, **kwargs}
+    history = fit(model, train, val, epochs=epochs, optimizer=opt, device="cpu",
+                  checkpoint=checkpoint, **kwargs)
     return model, history
 
 
@@ -296,3 +297,58 @@ def test_predict_gives_several_inputs_together():
 
     a, b = torch.arange(6.0).view(6, 1), torch.ones(6, 1)
     torch.testing.assert_close(predict(Pair(), [a, b], batch_size=4), a + b)
+
+
+def scripted(values: dict[int, float], seen: list[int] | None = None):
+    """An epoch_metrics hook giving val_f1 = values[epoch], and noting the epochs asked."""
+
+    def hook(model: nn.Module, epoch: int) -> dict[str, float]:
+        assert isinstance(model, nn.Module)
+        if seen is not None:
+            seen.append(epoch)
+        return {"val_f1": values[epoch]}
+
+    return hook
+
+
+def test_epoch_metrics_feed_early_stopping_and_the_printed_line(capsys, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
+    seen: list[int] = []
+    f1 = {0: 0.1, 1: 0.5, 2: 0.7, 3: 0.65, 4: 0.69, 5: 0.9}
+    stopper = EarlyStopping(patience=2, monitor="val_f1", mode="max")
+    _, history = blob_run(5, eval_before=True, early_stopping=stopper,
+                          epoch_metrics=scripted(f1, seen), verbose=True)
+    # epoch 2 is the best F1; epochs 3 and 4 exhaust the patience before epoch 5's 0.9
+    assert history.stopped_reason == "early stopping" and stopper.best_epoch == 2
+    assert history["val_f1"] == [0.1, 0.5, 0.7, 0.65, 0.69] and seen == [0, 1, 2, 3, 4]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
+    assert len(lines) == 4 and "val_f1 0.65" in lines[2]
+
+
+def test_epoch_metrics_reach_a_plateau_scheduler():
+    seed_everything(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0)
+    f1 = {1: 0.5, 2: 0.4, 3: 0.6, 4: 0.3}
+    history = fit(model, DataLoader(blobs(), batch_size=64), epochs=4, optimizer=opt,
+                  scheduler=sched, scheduler_monitor="val_f1", epoch_metrics=scripted(f1),
+                  device="cpu", verbose=False)  # no val_loader: val_f1 is all it has
+    # lr is read at the start of each epoch: epoch 2 did not beat epoch 1, epoch 3 did
+    assert history["lr"] == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3])
+    with pytest.raises(ValueError, match="'val_f1'"):  # monitored, but nothing computes it
+        fit(model, DataLoader(blobs(), batch_size=64), epochs=1, optimizer=opt, scheduler=sched,
+            scheduler_monitor="val_f1", device="cpu", verbose=False)
+
+
+def test_callback_observes_and_epoch_metrics_cannot_overwrite_fit_columns():
+    rows: list[dict[str, float]] = []
+
+    def meddle(row: dict[str, float]) -> None:
+        rows.append(dict(row))
+        row["val_f1"] = -1.0  # ignored: the callback only observes
+
+    _, history = blob_run(2, epoch_metrics=scripted({1: 0.5, 2: 0.6}), callback=meddle)
+    assert [r["val_f1"] for r in rows] == [0.5, 0.6] and history["val_f1"] == [0.5, 0.6]
+    with pytest.raises(ValueError, match="val_loss"):
+        blob_run(1, epoch_metrics=lambda model, epoch: {"val_loss": 0.0})

@@ -4,36 +4,22 @@ A `HungarianConfig` names everything one training depends on (data: max_doas, sa
 group, data seed; model: architecture and its switches; loss: terms, BCE or focal, class
 balancing; training: epochs, batch, learning rate, seed). `run(config, checkpoint=...)`
 trains it through `coursekit.train.fit` and returns (model, History) with the validation
-weighted F1 of every epoch; `train_public_recipe` is the public train_hnet.py loop,
-written again as the baseline. `tracked_run` does a `run` inside an MLflow run (parameters,
-metrics per epoch, final scores, CPU inference time, git commit, seed, the model file as an
-artifact and a version of a registered model) and `run_ablation` does it for a list of
-configurations; `runs_table` reads the tracker back.
+weighted F1 of every epoch; `train_public_recipe` is the public train_hnet.py recipe,
+trained by `fit` too, as the baseline. The ablation study's configurations and verdicts
+are here; its MLflow tracking is in `coursekit.hungarian.tracking`.
 
 Splits: train, val and test are generated independently (`coursekit.hungarian.data`);
 settings are compared on val, test is for the final numbers.
-
-Tracker: MLflow with a SQLite database and a folder of artifacts, `runs/mlflow/` (env
-COURSEKIT_RUNS moves `runs/`); in smoke mode a fresh temporary folder per process, deleted
-when the process ends, so smoke runs never mix with real ones. MLflow's telemetry is
-switched off before it is imported: nothing here uses the network.
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
-import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
-from functools import cache
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,14 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.ops import sigmoid_focal_loss
 
-from coursekit.checkpoint import (
-    atomic_write,
-    config_name,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from coursekit.analysis import verdict
+from coursekit.checkpoint import config_name
 from coursekit.hungarian.data import (
     AssignmentData,
     MatrixLoader,
@@ -60,16 +40,12 @@ from coursekit.hungarian.data import (
 )
 from coursekit.hungarian.metrics import AssignmentScores, cell_weights
 from coursekit.hungarian.models import DeepHungarianNet, HNet, three_outputs
-from coursekit.models.measure import count_parameters
-from coursekit.settings import REPO_ROOT, get_device, runs_dir, seed_everything, smoke_mode
-from coursekit.train import EarlyStopping, History, fit, predict
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from coursekit.settings import get_device, seed_everything
+from coursekit.train import EarlyStopping, History, fit, history_frame, predict
 
 ARCHS = ("hnet", "dhn")
 LOSSES = ("bce", "focal")
-EXPERIMENT = "07_hungariannet"
+PUBLIC_BATCH = 256  # train_hnet.py: batches of 256, the incomplete last one dropped
 EVAL_BATCH = 4096
 TIMING_MATRICES = 1024
 SCORE_KEYS = ("f1", "assignment_acc", "cell_acc", "precision_0", "recall_0", "precision_1",
@@ -239,6 +215,16 @@ def score(model: nn.Module, data: AssignmentData, weights: torch.Tensor) -> dict
     return scores.compute()
 
 
+def val_scores(val: AssignmentData, weights: torch.Tensor) -> Callable[[nn.Module, int], dict]:
+    """Return a `fit` epoch_metrics hook giving val_<score> of the SCORE_KEYS on `val`."""
+
+    def hook(model: nn.Module, epoch: int) -> dict[str, float]:
+        scores = score(model, val, weights)
+        return {f"val_{k}": v for k, v in scores.items() if k in SCORE_KEYS}
+
+    return hook
+
+
 def scores_by_ones(model: nn.Module, data: AssignmentData, weights: torch.Tensor) -> pd.DataFrame:
     """Return one row of scores per number of ones of the label, min(nb_ref, nb_pred)."""
     logits, labels = predict_logits(model, data), torch.from_numpy(data.labels)
@@ -277,18 +263,13 @@ def run(
     model = make_model(config).to(device)
     loader = MatrixLoader(train, config.batch_size, shuffle=True, device=device)
     val_loader = MatrixLoader(val, EVAL_BATCH, device=device)
-
-    def add_scores(row: dict[str, float]) -> None:
-        # fit calls this with the epoch's row before saving it: the scores go in the history
-        row.update({f"val_{k}": v for k, v in score(model, val, weights).items()
-                    if k in SCORE_KEYS})  # fmt: skip
-
     history = fit(
         model, loader, val_loader, epochs=config.epochs,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
         loss_fn=make_loss(config, torch.from_numpy(train.labels)), metrics={}, device=device,
         early_stopping=EarlyStopping(config.patience) if config.patience > 0 else None,
-        checkpoint=checkpoint, restart=retrain, callback=add_scores, verbose=verbose,
+        epoch_metrics=val_scores(val, weights), checkpoint=checkpoint, restart=retrain,
+        verbose=verbose,
     )  # fmt: skip
     return model, history
 
@@ -301,6 +282,14 @@ def _check_splits(config: HungarianConfig, train: AssignmentData) -> None:
         )
 
 
+def public_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Return the public recipe's loss of a batch: its three BCE terms, each summed over
+    the batch (not averaged, as train_hnet.py's BCEWithLogitsLoss(reduction='sum'))."""
+    bce = F.binary_cross_entropy_with_logits
+    parts = zip(three_outputs(logits), output_targets(labels), strict=True)
+    return sum(bce(out, target, reduction="sum") for out, target in parts)
+
+
 def train_public_recipe(
     config: HungarianConfig,
     *,
@@ -309,13 +298,15 @@ def train_public_recipe(
     data: Splits | None = None,
     verbose: bool = True,
 ) -> tuple[HNet, pd.DataFrame]:
-    """Return (HNet, per-epoch DataFrame) trained as the public train_hnet.py does.
+    """Return (HNet, DataFrame of train_loss, val_f1, seconds per epoch) trained as the
+    public train_hnet.py does.
 
-    DataLoader(batch 256, shuffle, drop_last), Adam(lr 1e-3), three BCEWithLogits losses
-    with reduction 'sum' and weights 1, 1, 1, config.epochs epochs; the weights kept are
-    those of the epoch with the best weighted F1, measured here on the validation split
-    (the public script measures, and picks, on its test split). The network reads the raw
-    distances; only max_doas, epochs, seed and the data fields of the config are used.
+    DataLoader(batch 256, shuffle, drop_last), Adam(lr 1e-3), `public_loss`,
+    config.epochs epochs, trained by `coursekit.train.fit` on config.device; the weights
+    kept are those of the epoch with the best weighted F1, measured here on the validation
+    split (the public script measures, and picks, on its test split). The network reads
+    the raw distances; only max_doas, epochs, seed, device and the data fields of the config
+    are used. train_loss is per matrix (fit's printed line gives it per batch of 256).
     checkpoint: written after every epoch, resumed if unfinished, loaded if finished
     (retrain: start afresh).
     """
@@ -324,43 +315,27 @@ def train_public_recipe(
     weights = cell_weights(torch.from_numpy(train.labels))
     seed_everything(config.seed)
     model = HNet(config.max_doas)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    state = {"epoch": 0, "rows": [], "best_f1": -1.0, "best": None}
-    path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists() and not retrain:
-        state = load_checkpoint(path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-    loader = DataLoader(TensorDataset(*train.tensors()), batch_size=256, shuffle=True,
+    loader = DataLoader(TensorDataset(*train.tensors()), batch_size=PUBLIC_BATCH, shuffle=True,
                         drop_last=True)  # fmt: skip
-    bce = nn.BCEWithLogitsLoss(reduction="sum")
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        total = 0.0
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = sum(bce(o, t) for o, t in zip(three_outputs(model(x)), output_targets(y),
-                                                 strict=True))  # fmt: skip
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        f1 = score(model, val, weights)["f1"]
-        row = {"epoch": epoch, "train_loss": total / (len(loader) * 256), "val_f1": f1,
-               "seconds": time.perf_counter() - t0}  # fmt: skip
-        state["rows"].append(row)
-        if f1 > state["best_f1"]:
-            state["best_f1"], state["best"] = f1, copy.deepcopy(model.state_dict())
-        state.update(epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                     rng=rng_state())  # fmt: skip
-        if path is not None:
-            save_checkpoint(state, path)
-        if verbose:
-            print(f"epoch {epoch}  train_loss {row['train_loss']:.4g}  val_f1 {f1:.4f}")
-    if state["best"] is not None:
-        model.load_state_dict(state["best"])
-    return model, pd.DataFrame(state["rows"]).set_index("epoch")
+    # The public script never stops early: patience = epochs never runs out (the first
+    # epoch always improves on -inf); the stopper only keeps the best epoch's weights.
+    best = EarlyStopping(patience=config.epochs, monitor="val_f1", mode="max")
+
+    def val_f1(model: nn.Module, epoch: int) -> dict[str, float]:
+        return {"val_f1": score(model, val, weights)["f1"]}
+
+    history = fit(
+        model, loader, epochs=config.epochs, device=get_device(config.device),
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), loss_fn=public_loss,
+        metrics={}, early_stopping=best, epoch_metrics=val_f1, checkpoint=checkpoint,
+        restart=retrain, verbose=verbose,
+    )  # fmt: skip
+    if best.best_state is not None:
+        model.load_state_dict(best.best_state)
+    frame = history_frame(history)[["train_loss", "val_f1", "seconds"]].copy()
+    # fit averages the loss over batches; every batch holds 256 matrices (drop_last)
+    frame["train_loss"] /= PUBLIC_BATCH
+    return model, frame
 
 
 # --- HNet vs the exact Hungarian algorithm ---------------------------------------------
@@ -404,209 +379,6 @@ def model_ms(model: nn.Module, data: AssignmentData, n: int = TIMING_MATRICES,
     return 1000 * _median_seconds(lambda: torch.sigmoid(model(x)) > 0.5, repeats)
 
 
-# --- Tracking with MLflow ----------------------------------------------------------------
-
-
-@cache
-def _smoke_tracking_dir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="coursekit-mlflow-smoke-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)  # smoke runs are throwaway
-    return path
-
-
-def tracking_dir() -> Path:
-    """Return the tracker's folder: runs/mlflow, or a temporary one per process in smoke mode."""
-    return _smoke_tracking_dir() if smoke_mode() else runs_dir() / "mlflow"
-
-
-def open_tracker(root: str | Path | None = None) -> MlflowClient:
-    """Return an MlflowClient on `<root>/mlflow.db` (SQLite; default `tracking_dir()`).
-
-    The runs' files (model weights) go to `<root>/artifacts/`. Telemetry is off and MLflow's
-    start-up messages are silenced.
-    """
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # read when mlflow is imported
-    os.environ["DO_NOT_TRACK"] = "true"
-    from mlflow import MlflowClient
-
-    for name in ("mlflow", "alembic"):  # after the import, which sets mlflow's level to INFO
-        logging.getLogger(name).setLevel(logging.WARNING)
-    root = Path(root) if root is not None else tracking_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root.resolve() / 'mlflow.db'}"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _artifact_location(client: MlflowClient) -> str:
-    database = Path(client.tracking_uri.removeprefix("sqlite:///"))
-    return (database.parent / "artifacts").as_uri()
-
-
-def experiment_id(client: MlflowClient, name: str = EXPERIMENT) -> str:
-    """Return the id of experiment `name`, created (artifacts next to the database) if new."""
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_location(client))
-
-
-def code_version() -> dict[str, str]:
-    """Return {'mlflow.source.git.commit': sha or 'unknown', 'git_dirty': 'true'/'false'/...}."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10, check=True)  # fmt: skip
-        return done.stdout.strip()
-
-    try:
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-        return {"mlflow.source.git.commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"mlflow.source.git.commit": "unknown", "git_dirty": "unknown"}
-
-
-def find_run(client: MlflowClient, config: HungarianConfig, experiment: str = EXPERIMENT):
-    """Return the latest FINISHED tracked run of this exact config, or None."""
-    runs = client.search_runs(
-        [experiment_id(client, experiment)],
-        filter_string=f"attributes.status = 'FINISHED' and tags.config_name = '{config.name}'",
-        order_by=["attributes.start_time DESC"], max_results=1,
-    )  # fmt: skip
-    return runs[0] if runs else None
-
-
-def _log_model(client: MlflowClient, run_id: str, model: nn.Module, config: HungarianConfig):
-    """Log the weights as artifact model/<name>.pt and register them as a model version."""
-    from mlflow.exceptions import MlflowException
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{config.name}.pt"
-        atomic_write(path, lambda f: torch.save(model.state_dict(), f))
-        client.log_artifact(run_id, str(path), artifact_path="model")
-    registered = f"{EXPERIMENT}-{config.arch}-{config.max_doas}doas"
-    try:
-        client.create_registered_model(registered)
-    except MlflowException:
-        pass  # already registered by an earlier run
-    source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    return client.create_model_version(registered, source=source, run_id=run_id,
-                                       tags={"config_name": config.name})  # fmt: skip
-
-
-def _metrics(values: dict[str, float], step: int = 0) -> list:
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, step) for k, v in values.items() if np.isfinite(v)]
-
-
-def tracked_run(
-    config: HungarianConfig,
-    *,
-    client: MlflowClient,
-    checkpoint: str | Path | None,
-    retrain: bool = False,
-    data: Splits | None = None,
-    test: bool = False,
-    experiment: str = EXPERIMENT,
-    verbose: bool = False,
-) -> str:
-    """Return the MLflow run id of `run(config)`, training and logging it if not tracked yet.
-
-    Logged: every config field as a parameter, plus parameter count and split sizes; tags
-    config_name, seed, git commit and dirty flag, torch version, CPU threads; per-epoch
-    metrics (the History columns, step = epoch); final_val_<score> (and final_test_<score>
-    with test=True); cpu_ms_per_1024 (inference time); the weights as an artifact and a
-    version of the registered model '<experiment>-<arch>-<M>doas'. A config already
-    tracked as FINISHED is not run again unless retrain.
-    """
-    found = None if retrain else find_run(client, config, experiment)
-    if found is not None:
-        return found.info.run_id
-    data = data or load_data(config)
-    tags = {"config_name": config.name, "label": config.label, "seed": str(config.seed),
-            "torch": torch.__version__, "cpu_threads": str(torch.get_num_threads()),
-            **code_version()}  # fmt: skip
-    mlflow_run = client.create_run(experiment_id(client, experiment), run_name=config.name,
-                                   tags=tags)  # fmt: skip
-    run_id = mlflow_run.info.run_id
-    try:
-        model, history = run(config, checkpoint=checkpoint, retrain=retrain, data=data,
-                             verbose=verbose)  # fmt: skip
-        _log_results(client, run_id, config, model, history, data, test)
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
-    return run_id
-
-
-def _log_results(client, run_id, config, model, history, data, test) -> None:
-    """Log the parameters, per-epoch and final metrics and the model of a finished run."""
-    from mlflow.entities import Param
-
-    train, val, test_split = data
-    weights = cell_weights(torch.from_numpy(train.labels))
-    params = {**asdict(config), "n_params": count_parameters(model), "n_train": len(train),
-              "n_val": len(val), "n_test": len(test_split)}  # fmt: skip
-    per_epoch = [m for row in history.rows for m in _metrics(
-        {k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))]  # fmt: skip
-    final = {f"final_val_{k}": v for k, v in score(model, val, weights).items() if k in SCORE_KEYS}
-    if test:
-        final.update({f"final_test_{k}": v for k, v in score(model, test_split, weights).items()
-                      if k in SCORE_KEYS})  # fmt: skip
-    final.update(cpu_ms_per_1024=model_ms(model, val), epochs_run=len(history),
-                 train_seconds=sum(history["seconds"]))  # fmt: skip
-    metrics = per_epoch + _metrics(final, len(history))
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                     metrics=metrics[:1000])  # fmt: skip
-    for start in range(1000, len(metrics), 1000):  # MLflow takes 1,000 metrics per call
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
-    _log_model(client, run_id, model, config)
-
-
-def runs_table(client: MlflowClient, experiment: str = EXPERIMENT) -> pd.DataFrame:
-    """Return one row per FINISHED run of the experiment, read from the tracker: run_id,
-    config_name, label, seed, commit, the config parameters and final_* metrics."""
-    runs = client.search_runs(
-        [experiment_id(client, experiment)], filter_string="attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"], max_results=10_000,
-    )  # fmt: skip
-    rows = []
-    for r in runs:
-        row = {"run_id": r.info.run_id, "config_name": r.data.tags.get("config_name"),
-               "commit": r.data.tags.get("mlflow.source.git.commit", "")[:8],
-               **_typed(r.data.params)}  # fmt: skip
-        row.update({k: v for k, v in r.data.metrics.items()
-                    if k.startswith("final_") or k in ("cpu_ms_per_1024", "epochs_run",
-                                                       "train_seconds")})  # fmt: skip
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _typed(params: dict[str, str]) -> dict[str, Any]:
-    """Return MLflow's string parameters as numbers or booleans where they are."""
-    out: dict[str, Any] = {}
-    for key, text in params.items():
-        if text in ("True", "False"):
-            out[key] = text == "True"
-            continue
-        try:
-            out[key] = int(text)
-        except ValueError:
-            try:
-                out[key] = float(text)
-            except ValueError:
-                out[key] = text
-    return out
-
-
-def epoch_history(client: MlflowClient, run_id: str, key: str = "val_f1") -> pd.Series:
-    """Return the per-epoch values of metric `key` of a tracked run, indexed by epoch."""
-    history = client.get_metric_history(run_id, key)
-    return pd.Series({m.step: m.value for m in history}, name=key).sort_index()
-
-
 # --- Ablation study ----------------------------------------------------------------------
 
 ABLATION: dict[str, dict[str, Any]] = {
@@ -636,32 +408,6 @@ def ablation_configs(
     return [replace(base, **ABLATION[v], label=v, seed=s) for v in variants for s in seeds]
 
 
-def run_ablation(
-    configs: Sequence[HungarianConfig],
-    *,
-    client: MlflowClient,
-    checkpoint_for: Callable[[HungarianConfig], str | Path | None],
-    retrain: bool = False,
-    experiment: str = EXPERIMENT,
-    verbose: bool = False,
-) -> pd.DataFrame:
-    """Return `runs_table` of the experiment after a `tracked_run` of every config.
-
-    checkpoint_for(config): where each training keeps its checkpoint. Splits are loaded
-    once per (max_doas, per_group, data_seed) and shared by the runs that use them.
-    """
-    cache: dict[tuple[int, int, int], Splits] = {}
-    for config in configs:
-        key = (config.max_doas, config.per_group, config.data_seed)
-        if key not in cache:
-            cache[key] = load_data(config)
-        if verbose:
-            print(f"{config.label} seed {config.seed} ...", flush=True)
-        tracked_run(config, client=client, checkpoint=checkpoint_for(config), retrain=retrain,
-                    data=cache[key], experiment=experiment)  # fmt: skip
-    return runs_table(client, experiment)
-
-
 def ablation_summary(table: pd.DataFrame, metric: str = "final_val_f1") -> pd.DataFrame:
     """Return mean, std, min, max and count of `metric` per label (variant) over its seeds."""
     if table.empty:
@@ -674,14 +420,16 @@ def ablation_verdicts(
     summary: pd.DataFrame, reference: str = "full", k: float = 2.0
 ) -> pd.DataFrame:
     """Return, per variant of `ablation_summary`, delta (mean - reference mean), band and
-    verdict: 'mieux' / 'moins bien' when |delta| > band = k * the larger seed standard
-    deviation of the two, else 'indiscernable'; 'une seule graine' when a std is unknown."""
+    verdict: `coursekit.analysis.verdict(delta, band)` with band = k * the larger seed
+    standard deviation of the two; 'une seule graine' when a std is unknown."""
     if reference not in summary.index:
         raise KeyError(f"reference {reference!r} is not one of the variants {list(summary.index)}")
     ref = summary.loc[reference]
     delta = summary["mean"] - ref["mean"]
+    # np.fmax would skip a NaN: a variant (or reference) with one seed has no known noise
     band = k * np.maximum(summary["std"], ref["std"])
-    worse = np.where(delta < -band, "moins bien", "indiscernable")
-    verdict = np.where(delta > band, "mieux", worse)
-    verdict = np.where(band.isna(), "une seule graine", verdict)
-    return pd.DataFrame({"delta": delta, "band": band, "verdict": verdict}, index=summary.index)
+    verdicts = [
+        "une seule graine" if pd.isna(b) else verdict(d, b)
+        for d, b in zip(delta, band, strict=True)
+    ]
+    return pd.DataFrame({"delta": delta, "band": band, "verdict": verdicts}, index=summary.index)

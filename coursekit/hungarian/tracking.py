@@ -1,0 +1,296 @@
+"""Notebook 07's MLflow tracker: trainings of `coursekit.hungarian.lesson` logged and read back.
+
+`tracked_run` does a `lesson.run` inside an MLflow run (parameters, metrics per epoch, final
+scores, CPU inference time, git commit, seed, the model file as an artifact and a version
+of a registered model), `run_ablation` does it for a list of configurations, and
+`runs_table` / `epoch_history` read the tracker back.
+
+Store: a SQLite database and a folder of artifacts in
+`settings.artifact_path("07_hungariannet", "mlflow")`, the one rule for what runs write:
+the run folder's `mlflow/` in a batch run, `runs/lab/07_hungariannet/mlflow/` in
+JupyterLab, `runs/smoke/...` in smoke mode (so smoke runs never mix with real ones).
+MLflow's telemetry is switched off before it is imported: nothing here uses the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from coursekit.checkpoint import atomic_write
+from coursekit.hungarian.lesson import (
+    SCORE_KEYS,
+    HungarianConfig,
+    Splits,
+    load_data,
+    model_ms,
+    run,
+    score,
+)
+from coursekit.hungarian.metrics import cell_weights
+from coursekit.models.measure import count_parameters
+from coursekit.settings import REPO_ROOT, artifact_path
+from coursekit.train import History
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+NOTEBOOK = "07_hungariannet"
+EXPERIMENT = NOTEBOOK
+DATABASE = "mlflow.db"
+BATCH_METRICS = 1000  # MLflow takes at most 1,000 metrics per log_batch call
+
+
+def tracking_dir() -> Path:
+    """Return the tracker's folder, `settings.artifact_path('07_hungariannet', 'mlflow')`."""
+    return artifact_path(NOTEBOOK, "mlflow")
+
+
+def open_tracker(root: str | Path | None = None) -> MlflowClient:
+    """Return an MlflowClient on `<root>/mlflow.db` (SQLite; default `tracking_dir()`).
+
+    The runs' files (model weights) go to `<root>/artifacts/`. Telemetry is off and MLflow's
+    start-up messages are silenced.
+    """
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # read when mlflow is imported
+    os.environ["DO_NOT_TRACK"] = "true"
+    from mlflow import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # after the import, which sets mlflow's level to INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    root = Path(root) if root is not None else tracking_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root.resolve() / DATABASE}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def store_dir(client: MlflowClient) -> Path:
+    """Return the folder of the client's SQLite database (and of its artifacts)."""
+    return Path(client.tracking_uri.removeprefix("sqlite:///")).parent
+
+
+def ui_command(client: MlflowClient) -> str:
+    """Return the shell command that opens MLflow's web interface on the client's store."""
+    return f"mlflow ui --backend-store-uri {shlex.quote(client.tracking_uri)}"
+
+
+def _artifact_location(client: MlflowClient) -> str:
+    return (store_dir(client) / "artifacts").as_uri()
+
+
+def experiment_id(client: MlflowClient, name: str = EXPERIMENT) -> str:
+    """Return the id of experiment `name`, created (artifacts next to the database) if new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=_artifact_location(client))
+
+
+def code_version() -> dict[str, str]:
+    """Return {'mlflow.source.git.commit': sha or 'unknown', 'git_dirty': 'true'/'false'/...}."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    try:
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        return {"mlflow.source.git.commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"mlflow.source.git.commit": "unknown", "git_dirty": "unknown"}
+
+
+def find_run(client: MlflowClient, config: HungarianConfig, experiment: str = EXPERIMENT):
+    """Return the latest FINISHED tracked run of this exact config, or None."""
+    runs = client.search_runs(
+        [experiment_id(client, experiment)],
+        filter_string=f"attributes.status = 'FINISHED' and tags.config_name = '{config.name}'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )  # fmt: skip
+    return runs[0] if runs else None
+
+
+def _log_model(client: MlflowClient, run_id: str, model: nn.Module, config: HungarianConfig):
+    """Log the weights as artifact model/<name>.pt and register them as a model version."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:  # MLflow copies the file into its store
+        path = Path(tmp) / f"{config.name}.pt"
+        atomic_write(path, lambda f: torch.save(model.state_dict(), f))
+        client.log_artifact(run_id, str(path), artifact_path="model")
+    registered = f"{EXPERIMENT}-{config.arch}-{config.max_doas}doas"
+    try:
+        client.create_registered_model(registered)
+    except MlflowException:
+        pass  # already registered by an earlier run
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    return client.create_model_version(registered, source=source, run_id=run_id,
+                                       tags={"config_name": config.name})  # fmt: skip
+
+
+def _metrics(values: dict[str, float], step: int = 0) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in values.items() if np.isfinite(v)]
+
+
+def tracked_run(
+    config: HungarianConfig,
+    *,
+    client: MlflowClient,
+    checkpoint: str | Path | None,
+    retrain: bool = False,
+    data: Splits | None = None,
+    test: bool = False,
+    experiment: str = EXPERIMENT,
+    verbose: bool = False,
+) -> str:
+    """Return the MLflow run id of `lesson.run(config)`, training and logging it if not
+    tracked yet.
+
+    Logged: every config field as a parameter, plus parameter count and split sizes; tags
+    config_name, seed, git commit and dirty flag, torch version, CPU threads; per-epoch
+    metrics (the History columns, step = epoch); final_val_<score> (and final_test_<score>
+    with test=True); cpu_ms_per_1024 (inference time); the weights as an artifact and a
+    version of the registered model '<experiment>-<arch>-<M>doas'. A config already
+    tracked as FINISHED is not run again unless retrain.
+    """
+    found = None if retrain else find_run(client, config, experiment)
+    if found is not None:
+        return found.info.run_id
+    data = data or load_data(config)
+    tags = {"config_name": config.name, "label": config.label, "seed": str(config.seed),
+            "torch": torch.__version__, "cpu_threads": str(torch.get_num_threads()),
+            **code_version()}  # fmt: skip
+    mlflow_run = client.create_run(experiment_id(client, experiment), run_name=config.name,
+                                   tags=tags)  # fmt: skip
+    run_id = mlflow_run.info.run_id
+    try:
+        model, history = run(config, checkpoint=checkpoint, retrain=retrain, data=data,
+                             verbose=verbose)  # fmt: skip
+        _log_results(client, run_id, config, model, history, data, test)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def _final_scores(model: nn.Module, data: Splits, test: bool) -> dict[str, float]:
+    """Return final_val_<score> (and final_test_<score>) of the trained model."""
+    train, val, test_split = data
+    weights = cell_weights(torch.from_numpy(train.labels))
+    splits = {"val": val, **({"test": test_split} if test else {})}
+    return {f"final_{name}_{k}": v for name, split in splits.items()
+            for k, v in score(model, split, weights).items() if k in SCORE_KEYS}  # fmt: skip
+
+
+def _log_results(
+    client: MlflowClient,
+    run_id: str,
+    config: HungarianConfig,
+    model: nn.Module,
+    history: History,
+    data: Splits,
+    test: bool,
+) -> None:
+    """Log the parameters, per-epoch and final metrics and the model of a finished run."""
+    from mlflow.entities import Param
+
+    train, val, test_split = data
+    params = {**asdict(config), "n_params": count_parameters(model), "n_train": len(train),
+              "n_val": len(val), "n_test": len(test_split)}  # fmt: skip
+    per_epoch = [m for row in history.rows for m in _metrics(
+        {k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))]  # fmt: skip
+    final = _final_scores(model, data, test)
+    final.update(cpu_ms_per_1024=model_ms(model, val), epochs_run=len(history),
+                 train_seconds=sum(history["seconds"]))  # fmt: skip
+    metrics = per_epoch + _metrics(final, len(history))
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                     metrics=metrics[:BATCH_METRICS])  # fmt: skip
+    for start in range(BATCH_METRICS, len(metrics), BATCH_METRICS):
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH_METRICS])
+    _log_model(client, run_id, model, config)
+
+
+def runs_table(client: MlflowClient, experiment: str = EXPERIMENT) -> pd.DataFrame:
+    """Return one row per FINISHED run of the experiment, read from the tracker: run_id,
+    config_name, label, seed, commit, the config parameters and final_* metrics."""
+    runs = client.search_runs(
+        [experiment_id(client, experiment)], filter_string="attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"], max_results=10_000,
+    )  # fmt: skip
+    rows = []
+    for r in runs:
+        row = {"run_id": r.info.run_id, "config_name": r.data.tags.get("config_name"),
+               "commit": r.data.tags.get("mlflow.source.git.commit", "")[:8],
+               **_typed(r.data.params)}  # fmt: skip
+        row.update({k: v for k, v in r.data.metrics.items()
+                    if k.startswith("final_") or k in ("cpu_ms_per_1024", "epochs_run",
+                                                       "train_seconds")})  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _typed(params: dict[str, str]) -> dict[str, Any]:
+    """Return MLflow's string parameters as numbers or booleans where they are."""
+    out: dict[str, Any] = {}
+    for key, text in params.items():
+        if text in ("True", "False"):
+            out[key] = text == "True"
+            continue
+        try:
+            out[key] = int(text)
+        except ValueError:
+            try:
+                out[key] = float(text)
+            except ValueError:
+                out[key] = text
+    return out
+
+
+def epoch_history(client: MlflowClient, run_id: str, key: str = "val_f1") -> pd.Series:
+    """Return the per-epoch values of metric `key` of a tracked run, indexed by epoch."""
+    history = client.get_metric_history(run_id, key)
+    return pd.Series({m.step: m.value for m in history}, name=key).sort_index()
+
+
+def run_ablation(
+    configs: Sequence[HungarianConfig],
+    *,
+    client: MlflowClient,
+    checkpoint_for: Callable[[HungarianConfig], str | Path | None],
+    retrain: bool = False,
+    experiment: str = EXPERIMENT,
+    verbose: bool = False,
+) -> pd.DataFrame:
+    """Return `runs_table` of the experiment after a `tracked_run` of every config.
+
+    checkpoint_for(config): where each training keeps its checkpoint. Splits are loaded
+    once per (max_doas, per_group, data_seed) and shared by the runs that use them.
+    """
+    cache: dict[tuple[int, int, int], Splits] = {}
+    for config in configs:
+        key = (config.max_doas, config.per_group, config.data_seed)
+        if key not in cache:
+            cache[key] = load_data(config)
+        if verbose:
+            print(f"{config.label} seed {config.seed} ...", flush=True)
+        tracked_run(config, client=client, checkpoint=checkpoint_for(config), retrain=retrain,
+                    data=cache[key], experiment=experiment)  # fmt: skip
+    return runs_table(client, experiment)

@@ -1,0 +1,112 @@
+"""Notebook 07 tracking: where the MLflow store lives, tracked runs written and read back."""
+
+import shlex
+import socket
+
+import pytest
+import torch
+
+from coursekit.hungarian import data as A
+from coursekit.hungarian import lesson as H
+from coursekit.hungarian import tracking as T
+
+SMALL = {"per_group": 60, "epochs": 2, "batch_size": 64, "lr": 3e-3, "hidden": 32}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny batches: one thread is faster, and immune to a machine busy with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    sample_range = A.balanced_sample_range(2, SMALL["per_group"])
+    big = A.balanced_sample_range(2, 10 * SMALL["per_group"])  # val and test are 10% splits
+    return (A.generate(2, sample_range, seed=0), A.generate(2, big, seed=0, split="val"),
+            A.generate(2, big, seed=0, split="test"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory):
+    """One tracker for the module: creating an MLflow database takes seconds."""
+    return T.open_tracker(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.mark.parametrize(
+    ("smoke", "batch", "expected"),
+    [("0", False, "runs/lab/07_hungariannet/mlflow"),
+     ("1", False, "runs/smoke/07_hungariannet/mlflow"),
+     ("1", True, "run/mlflow")],
+)  # fmt: skip
+def test_the_store_goes_where_artifact_path_says(tmp_path, monkeypatch, smoke, batch, expected):
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COURSEKIT_SMOKE", smoke)
+    if batch:
+        monkeypatch.setenv("COURSEKIT_RUN_DIR", str(tmp_path / "run"))
+    else:
+        monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    assert T.tracking_dir() == tmp_path / expected and T.tracking_dir().is_dir()
+
+
+def test_default_tracker_and_its_ui_command_name_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COURSEKIT_SMOKE", "1")  # a folder of runs/, no temporary one
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    client = T.open_tracker()
+    store = tmp_path / "runs" / "smoke" / "07_hungariannet" / "mlflow"
+    assert T.store_dir(client) == store.resolve()
+    command = shlex.split(T.ui_command(client))
+    assert command == ["mlflow", "ui", "--backend-store-uri", f"sqlite:///{store.resolve()}/mlflow.db"]
+
+
+def test_tracked_run_is_written_and_read_back(splits, tracker, tmp_path, monkeypatch):
+    connections = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address))
+    config = H.HungarianConfig(**SMALL, label="tracked")
+    run_id = T.tracked_run(config, client=tracker, checkpoint=tmp_path / "t.pt", data=splits,
+                           test=True, experiment="test_tracking")  # fmt: skip
+    table = T.runs_table(tracker, "test_tracking")
+    row = table.set_index("run_id").loc[run_id]
+    assert row["label"] == "tracked" and row["seed"] == 0 and row["hidden"] == 32
+    assert row["n_train"] == len(splits[0]) and row["n_params"] > 0
+    assert 0 <= row["final_val_f1"] <= 1 and 0 <= row["final_test_f1"] <= 1
+    assert row["cpu_ms_per_1024"] > 0 and row["config_name"] == config.name
+    per_epoch = T.epoch_history(tracker, run_id, "val_f1")
+    assert list(per_epoch.index) == [1, 2]
+    assert per_epoch.iloc[-1] == pytest.approx(row["final_val_f1"])
+    run = tracker.get_run(run_id)
+    assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["seed"] == "0"
+    files = [f.path for f in tracker.list_artifacts(run_id, "model")]
+    assert files == [f"model/{config.name}.pt"]
+    local = tracker.download_artifacts(run_id, files[0], str(tmp_path))
+    state = torch.load(local, weights_only=True)
+    assert set(state) == set(H.make_model(config).state_dict())
+    versions = tracker.search_model_versions(f"run_id = '{run_id}'")
+    assert [v.name for v in versions] == ["07_hungariannet-hnet-2doas"]
+    # tracked again: found, not trained nor logged twice
+    again = T.tracked_run(config, client=tracker, checkpoint=None, data=splits,
+                          experiment="test_tracking")  # fmt: skip
+    assert again == run_id and len(T.runs_table(tracker, "test_tracking")) == 1
+    assert connections == []  # the tracker is a local SQLite file: no network at all
+
+
+def test_run_ablation_tracks_each_config_and_reads_the_table_back(splits, tracker, tmp_path):
+    base = H.HungarianConfig(**{**SMALL, "epochs": 1})
+    configs = H.ablation_configs(base, ["full", "no_attention"], seeds=[0])
+    table = T.run_ablation(configs, client=tracker,
+                           checkpoint_for=lambda c: tmp_path / f"{c.name}.pt",
+                           experiment="test_ablation")  # fmt: skip
+    assert sorted(table["label"]) == ["full", "no_attention"]
+    assert list(H.ablation_summary(table)["count"]) == [1, 1]
+    assert (tmp_path / f"{configs[0].name}.pt").exists()
+
+
+def test_typed_parameters_come_back_as_numbers_and_booleans():
+    typed = T._typed({"hidden": "32", "lr": "0.001", "gru": "False", "arch": "hnet",
+                      "weights": "(1.0, 0.0, 1.0)"})  # fmt: skip
+    assert typed == {"hidden": 32, "lr": 0.001, "gru": False, "arch": "hnet",
+                     "weights": "(1.0, 0.0, 1.0)"}  # fmt: skip
