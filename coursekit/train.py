@@ -25,11 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from coursekit.identity import differences, digest, training_identity
 from coursekit.metrics import DEFAULT_METRICS, Metric
 from coursekit.settings import get_device, progress_mode
 
 BAR_EVERY = 20  # batches between two progress-bar refreshes (each one reads the GPU)
 FINAL_REASONS = ("early stopping", "time budget")
+# What a student reads about why a training stopped (History.stopped_reason stays English).
+REASONS_FR = {
+    "early stopping": "arrêt précoce",
+    "time budget": "arrêt : budget de temps atteint",
+    "max epochs": "toutes les époques faites",
+}
 
 
 @dataclass
@@ -320,10 +327,11 @@ class _State:
     early_stopping: EarlyStopping | None
     scaler: torch.amp.GradScaler
 
-    def save(self, path: Path, history: History, epoch: int) -> None:
+    def save(self, path: Path, history: History, epoch: int, identity: dict) -> None:
         optional = {"scheduler": self.scheduler, "early_stopping": self.early_stopping}
         save_checkpoint(
             {
+                "identity": identity,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 **{k: v.state_dict() if v is not None else None for k, v in optional.items()},
@@ -336,9 +344,8 @@ class _State:
             path,
         )
 
-    def load(self, path: Path) -> tuple[History, int]:
-        """Restore every state from `path`; return (history, last epoch done)."""
-        state = load_checkpoint(path)
+    def load(self, path: Path, state: dict[str, Any]) -> tuple[History, int]:
+        """Restore every state from `state`, read from `path`; return (history, last epoch)."""
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as exc:
@@ -396,9 +403,12 @@ def fit(
       early_stopping: an EarlyStopping on a history column;
       time_budget_s: do not start an epoch that would end past this budget of training
         time (the sum of the epochs' seconds, so it holds across resumed runs);
-      checkpoint: a file written atomically after every epoch. If it exists the run
-        resumes from it (model, optimizer, scheduler, RNG, history); if that run had
-        finished, the model is loaded and nothing is trained. restart: ignore it;
+      checkpoint: a file written atomically after every epoch. If it exists and holds the
+        same training (`identity.training_identity`: the data the loaders hold, the
+        network's structure and the code of any network class written in a notebook), the
+        run resumes from it (model, optimizer, scheduler, RNG, history); if that run had
+        finished, the model is loaded and nothing is trained. A checkpoint of another
+        training is moved aside (`<name>.autre-<id>.pt`), never loaded. restart: ignore it;
       amp: float16 autocast with gradient scaling, on CUDA only;
       epoch_metrics(model, epoch): metrics of its own (e.g. an F1 on the validation set)
         added to each epoch's row before the scheduler, early stopping and the printed
@@ -414,15 +424,25 @@ def fit(
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     talk = verbose and progress_mode() != "off"
     history, done = History(), 0
+    identity = training_identity(model, train_loader, val_loader)
     if checkpoint is not None and checkpoint.exists() and not restart:
-        history, done = state.load(checkpoint)
-        if _finished(history, done, epochs):
+        saved = load_checkpoint(checkpoint)
+        changed = differences(saved.get("identity"), identity)
+        if changed:
+            aside = _set_aside(checkpoint, saved.get("identity"))
             if talk:
-                print(f"already trained ({history.stopped_reason}, {done} epochs): loaded "
-                      f"{checkpoint}", flush=True)
-            return history
-        if talk:
-            print(f"resumed from {checkpoint} after epoch {done}", flush=True)
+                print(f"{checkpoint.name} vient d'un autre entraînement ({', '.join(changed)}) : "
+                      f"gardé sous {aside.name}, réentraînement", flush=True)
+        else:
+            history, done = state.load(checkpoint, saved)
+            if _finished(history, done, epochs):
+                if talk:
+                    reason = REASONS_FR.get(history.stopped_reason, history.stopped_reason)
+                    print(f"déjà entraîné ({reason}, {done} époques) : rechargé depuis "
+                          f"{checkpoint}", flush=True)
+                return history
+            if talk:
+                print(f"reprise à l'époque {done + 1} depuis {checkpoint}", flush=True)
 
     def measure(prefix: str, loader: Iterable) -> dict[str, float]:
         values = evaluate(model, loader, loss_fn, device, metrics, amp)
@@ -466,10 +486,19 @@ def fit(
             "early stopping" if stop else "max epochs" if epoch == epochs else "running"
         )
         if checkpoint is not None:
-            state.save(checkpoint, history, epoch)
+            state.save(checkpoint, history, epoch, identity)
         if stop:
             break
     return history
+
+
+def _set_aside(checkpoint: Path, identity: dict | None) -> Path:
+    """Move the checkpoint of another training next to it, under a name of its identity, and
+    return that path: the new training must not overwrite what the old one learned."""
+    tag = digest(identity)[:8]
+    aside = checkpoint.with_name(f"{checkpoint.stem}.autre-{tag}{checkpoint.suffix}")
+    checkpoint.replace(aside)
+    return aside
 
 
 def _over_budget(history: History, budget_s: float) -> bool:

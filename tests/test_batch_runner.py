@@ -223,7 +223,7 @@ def test_killed_runs_resume_and_end_like_an_unbroken_run(tmp_path, tiny_run, unb
     executed = nbformat.read(folder / "tiny_train.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     checkpoint = folder / "checkpoints" / "tiny.pt"
-    assert f"resumed from {checkpoint} after epoch {killed_epoch}" in outputs
+    assert f"reprise à l'époque {killed_epoch + 1} depuis {checkpoint}" in outputs
     # The last attempt trained exactly the missing epochs, and kept the saved ones as they
     # were: their wall-clock `seconds` could not come out equal from a new training.
     trained = [int(n) for n in re.findall(r"^epoch +(\d+) ", outputs, flags=re.MULTILINE)]

@@ -78,7 +78,7 @@ def test_lab_rerun_loads_the_finished_training_instead_of_training(smoke, monkey
     monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
     model, again = run(config, checkpoint=path)
     assert calls == []  # nothing was trained
-    assert "already trained" in capsys.readouterr().out
+    assert "déjà entraîné" in capsys.readouterr().out
     assert again.rows == first.rows
     for a, b in zip(model.state_dict().values(), first_model.state_dict().values(), strict=True):
         assert a.equal(b)

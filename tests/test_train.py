@@ -1,3 +1,4 @@
+import linecache
 import math
 
 import pytest
@@ -87,14 +88,75 @@ def test_resume_after_interruption_matches_unbroken_run(tmp_path):
     assert load_checkpoint(ckpt)["epoch"] == 5
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path):
+def test_checkpoint_of_another_model_is_set_aside_not_loaded(tmp_path, capsys, monkeypatch):
     ckpt = tmp_path / "run.pt"
     blob_run(1, checkpoint=ckpt)
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
     model = nn.Linear(2, 4)
-    with pytest.raises(RuntimeError, match="different model"):
-        fit(model, DataLoader(blobs(), batch_size=32), epochs=2,
-            optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device="cpu",
-            checkpoint=ckpt, verbose=False)
+    history = fit(model, DataLoader(blobs(256, 0), batch_size=32, shuffle=True),
+                  DataLoader(blobs(128, 1), batch_size=64), epochs=2,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1), device="cpu",
+                  checkpoint=ckpt)
+    assert len(history) == 2  # trained from scratch
+    assert "architecture du réseau" in capsys.readouterr().out
+    kept = list(tmp_path.glob("run.autre-*.pt"))
+    assert len(kept) == 1 and load_checkpoint(kept[0])["epoch"] == 1  # the old one, intact
+    assert load_checkpoint(ckpt)["epoch"] == 2
+
+
+def test_a_finished_checkpoint_of_other_data_is_not_loaded(tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "run.pt"
+    blob_run(2, checkpoint=ckpt)
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
+    seed_everything(0)
+    model = mlp()
+    other = DataLoader(blobs(192, 0), batch_size=32, shuffle=True)  # a smaller subset
+    history = fit(model, other, DataLoader(blobs(128, 1), batch_size=64), epochs=2,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05), device="cpu",
+                  checkpoint=ckpt)
+    out = capsys.readouterr().out
+    assert "réentraînement" in out and "données" in out and "déjà entraîné" not in out
+    assert len(history) == 2 and history["seconds"][0] > 0
+    assert len(list(tmp_path.glob("run.autre-*.pt"))) == 1
+
+
+CELL = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 4)
+
+    def forward(self, x):
+        return {body}
+"""
+
+
+def cell_net(body: str, n: int) -> nn.Module:
+    """Return a Net typed in a notebook cell (module __main__, source in linecache)."""
+    source, filename = CELL.format(body=body), f"/tmp/ipykernel_1/{n}.py"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["Net"]()
+
+
+def test_a_network_rewritten_in_its_cell_is_trained_again(tmp_path, monkeypatch):
+    ckpt = tmp_path / "run.pt"
+    train = DataLoader(blobs(256, 0), batch_size=32)
+
+    def run(model: nn.Module) -> History:
+        return fit(model, train, epochs=1, device="cpu", checkpoint=ckpt, verbose=False,
+                   optimizer=torch.optim.SGD(model.parameters(), lr=0.05))
+
+    run(cell_net("self.fc(x)", 1))
+    monkeypatch.setattr("coursekit.train.train_epoch", lambda *a, **k: pytest.fail("trained"))
+    run(cell_net("self.fc(x)", 2))  # the same cell run again: loaded, not trained
+    monkeypatch.undo()
+    history = run(cell_net("self.fc(torch.relu(x))", 3))  # same layers, other forward
+    assert history["seconds"][0] > 0 and len(list(tmp_path.glob("run.autre-*.pt"))) == 1
 
 
 def test_early_stopping_follows_the_rule():
@@ -229,10 +291,11 @@ def test_finished_checkpoint_is_loaded_not_retrained(tmp_path, capsys, monkeypat
     monkeypatch.setenv("COURSEKIT_PROGRESS", "text")
     seed_everything(0)
     model = mlp()
-    history = fit(model, DataLoader(blobs(256, 0), batch_size=32), epochs=3,
+    history = fit(model, DataLoader(blobs(256, 0), batch_size=32),
+                  DataLoader(blobs(128, 1), batch_size=64), epochs=3,
                   optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
                   scheduler=None, device="cpu", checkpoint=ckpt)
-    assert "already trained" in capsys.readouterr().out
+    assert "déjà entraîné" in capsys.readouterr().out
     assert history.rows == first.rows and history.stopped_reason == "max epochs"
     assert all(a.equal(b) for a, b in zip(model.parameters(), model_a.parameters(), strict=True))
 
