@@ -51,20 +51,23 @@ def run_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def lab_path(notebook: str, kind: str, name: str = "") -> Path:
+    """Return `<runs>/lab/<notebook>/<kind>/<name>` (`smoke` for `lab` in smoke mode): where
+    the notebook keeps that artifact when it runs in JupyterLab (not created)."""
+    folder = runs_dir() / ("smoke" if smoke_mode() else "lab") / notebook / kind
+    return folder / name if name else folder
+
+
 def artifact_path(notebook: str, kind: str, name: str = "") -> Path:
     """Return where `notebook` keeps artifact `name` of `kind` ('checkpoints', 'studies',
-    'mlflow', 'cache', ...): the one rule for everything a run writes.
+    'mlflow', 'cache', 'handoff'): the one rule for everything a run writes.
 
     In a batch run (`coursekit run`, env COURSEKIT_RUN_DIR): `<run dir>/<kind>/<name>`, so a
-    run folder holds all it wrote. In JupyterLab: `<runs>/lab/<notebook>/<kind>/<name>`, and
-    `<runs>/smoke/...` in smoke mode, so fixture runs never mix with real ones. The parent
-    folder is created; `name=""` returns the folder of that kind.
+    run folder holds all it wrote. In JupyterLab: `lab_path`, so fixture runs (smoke mode)
+    never mix with real ones. The folder is created; `name=""` returns the folder itself.
     """
     run = run_dir()
-    if run is not None:
-        folder = run / kind
-    else:
-        folder = runs_dir() / ("smoke" if smoke_mode() else "lab") / notebook / kind
+    folder = run / kind if run is not None else lab_path(notebook, kind)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name if name else folder
 

@@ -1,9 +1,6 @@
-"""Notebook 03's CAM study: transforms, maps, consistency, backbones and their errors."""
+"""Notebook 03's CAM study: transforms, maps, consistency, the methods compared."""
 
 from __future__ import annotations
-
-import urllib.error
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +9,6 @@ from PIL import Image
 
 from coursekit.cam import backbones as cb
 from coursekit.cam import lesson as lcam
-from coursekit.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -213,67 +209,6 @@ def test_cam_needs_an_fc_layer(cifar_net):
         lcam.make_extractor(cifar_net, "gradcam3")
 
 
-def test_class_index_by_name_or_number(cifar_net):
-    assert cifar_net.class_index("Cat") == 3 and cifar_net.class_index(3) == 3
-    with pytest.raises(ValueError, match="no class named"):
-        cifar_net.class_index("tabby")
-    with pytest.raises(ValueError, match="out of range"):
-        cifar_net.class_index(10)
-
-
-def test_missing_imagenet_weights_offline_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-
-    def offline(weights):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(cb, "_download_state_dict", offline)
-    with pytest.raises(cb.WeightsMissingError) as info:
-        cb.load_backbone("resnet18")
-    message = str(info.value)
-    assert "resnet18-f37072fd.pth" in message
-    assert str(tmp_path / "hub" / "checkpoints") in message
-    assert "backbone='cifar10'" in message
-
-
-def test_random_imagenet_backbone_says_so():
-    backbone = cb.load_backbone("resnet18", pretrained=False, input_size=32)
-    assert backbone.random_weights and "ALÉATOIRES" in backbone.caption
-    assert backbone.classes[281] == "tabby" and backbone.class_index("tabby") == 281
-
-
-def test_cifar10_checkpoint_missing_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="04_cifar10_256k"):
-        cb.load_backbone("cifar10", cifar10_checkpoint=tmp_path / "absent.pt")
-
-
-def test_cifar10_checkpoint_round_trip(tmp_path, cifar_net, cat32):
-    path = save_checkpoint({"model": cifar_net.model.state_dict()}, tmp_path / "final.pt")
-    loaded = cb.load_backbone("cifar10", cifar10_checkpoint=path)
-    assert not loaded.random_weights and "final.pt" in loaded.caption
-    x = lcam.to_input(cat32[None], loaded)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(x), cifar_net.model(x))
-
-
-def test_default_cifar10_checkpoint_is_notebook04s(monkeypatch, tmp_path):
-    from coursekit.checkpoint import checkpoint_path
-
-    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path))
-    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
-    monkeypatch.delenv("COURSEKIT_SMOKE", raising=False)
-    cpu = cb.notebook04_final_config("cpu")
-    assert not cpu.amp and cpu.time_budget_s == 3600 and cpu.holdout == 5000
-    expected = checkpoint_path("04_cifar10_256k", cpu.name)
-    assert cb.default_cifar10_checkpoint("cpu") == expected
-    # Only a GPU-trained checkpoint (amp on) present: a CPU session uses it.
-    gpu = cb.notebook04_final_config("cpu", amp=True)
-    gpu_path = Path(checkpoint_path("04_cifar10_256k", gpu.name))
-    gpu_path.parent.mkdir(parents=True, exist_ok=True)
-    gpu_path.write_bytes(b"")
-    assert cb.default_cifar10_checkpoint("cpu") == gpu_path
-
-
 def test_agreement_and_quadrant_shares():
     a, b = _blob(32, 0.25, 0.25), _blob(32, 0.75, 0.75)
     table = lcam.agreement({"x": a, "y": b, "z": a})
@@ -289,18 +224,6 @@ def test_transform_ranking_puts_the_least_stable_first(cifar_net, cat32):
     ranking = lcam.transform_ranking(lcam.sensitivity_summary(lcam.sensitivity_curves(study)))
     assert list(ranking.index) == sorted(ranking.index, key=lambda t: ranking.loc[t, "iou_mean"])
     assert set(ranking.index) == {"brightness", "scale"}
-
-
-def test_explorer_updates_without_error(cifar_net, cat32, monkeypatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    widget = lcam.explorer(cifar_net, cat32, 3, ["gradcam", "layercam"], ["shear", "contrast"])
-    method, transform, step = widget.children[:3]
-    method.value, transform.value, step.value = "layercam", "contrast", 9
-    assert widget.kwargs == {"method": "layercam", "transform": "contrast", "step": 9}
-    monkeypatch.setenv("COURSEKIT_SMOKE", "1")
-    assert not lcam.interactive_session()
 
 
 def test_top_region_of_a_mostly_empty_map_is_its_positive_part():

@@ -5,12 +5,16 @@ Pretrained ImageNet weights come from torchvision: `torch.hub` keeps them in its
 (`<torch hub dir>/checkpoints/<file>.pth`) and downloads them there when online. Offline
 and not cached, `load_backbone` raises `WeightsMissingError` naming the file, the folder to
 copy it into and the offline alternative, `backbone="cifar10"`: the final network of
-notebook 04 reloaded from its checkpoint. `pretrained=False` gives random weights (smoke
-mode), and the backbone's `caption` says so on every figure.
+notebook 04, rebuilt from the hand-off file notebook 04 writes after its final training
+(`coursekit.cifar.handoff`). `find_cifar10_handoff` looks for that file: the path given,
+then notebook 04's JupyterLab folder of the current mode, then its newest finished batch
+run. `pretrained=False` gives random weights (smoke mode), and the backbone's `caption`
+says so on every figure.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.error
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,14 +22,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from coursekit.checkpoint import checkpoint_path, load_checkpoint
+from coursekit import settings
+from coursekit.cifar.handoff import FILE, KIND, Handoff, read_handoff
+from coursekit.cifar.lesson import CIFAR_MEAN, CIFAR_STD
+from coursekit.cifar.models import FinalNet
 from coursekit.data.formats import CIFAR_CLASSES
+from coursekit.french import fr_pct
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NOTEBOOK04 = "04_cifar10_256k"
-NOTEBOOK04_BUDGET_S = 3600.0  # notebook 04's default final_budget_minutes = 60
-NOTEBOOK04_HOLDOUT = 5000  # notebook 04's default holdout
 # name -> (target layer: last convolutional feature map, fc layer right after global
 # pooling, or None when the classifier has hidden layers and plain CAM does not apply)
 TORCHVISION_LAYERS: dict[str, tuple[str, str | None]] = {
@@ -36,12 +42,7 @@ TORCHVISION_LAYERS: dict[str, tuple[str, str | None]] = {
 }
 BACKBONES = (*TORCHVISION_LAYERS, "cifar10")
 RANDOM_NOTE = "POIDS ALÉATOIRES (non entraînés) : cartes sans signification"
-NOTEBOOK04_COMMAND = (
-    "run notebook 04 with its default parameters in JupyterLab, or "
-    "`papermill notebooks/04_cifar10_256k.ipynb /tmp/04.ipynb` (both write the checkpoint "
-    "there); after a batch run (`./kit coursekit oar notebooks/04_cifar10_256k.ipynb ...`) "
-    "pass cifar10_checkpoint=<its run folder>/checkpoints/<name>.pt instead"
-)
+SMOKE_NOTE = "entraîné en mode smoke sur des images synthétiques : cartes sans signification"
 
 
 class WeightsMissingError(FileNotFoundError):
@@ -69,6 +70,7 @@ class Backbone:
     fc_layer: str | None
     random_weights: bool
     caption: str
+    handoff: Handoff | None = None  # notebook 04's hand-off, for the CIFAR-10 network
 
     @property
     def device(self) -> torch.device:
@@ -125,65 +127,109 @@ def pretrained_state_dict(name: str) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def notebook04_final_config(device: str | torch.device = "auto", amp: bool | None = None):
-    """Return the CifarConfig of notebook 04's final network with its default parameters.
+class HandoffMissingError(FileNotFoundError):
+    """No hand-off of notebook 04's final network where notebook 03 looks for one."""
 
-    amp: None means what notebook 04 does on `device` (float16 autocast on CUDA only).
+
+def lab_handoff() -> Path:
+    """Return where notebook 04 run in JupyterLab keeps its hand-off, in the current mode.
+
+    `settings.lab_path`, not `artifact_path`: in a batch run of notebook 03, artifact_path
+    would name 03's own run folder, not the place notebook 04 wrote to in JupyterLab.
     """
-    from coursekit.cifar import lesson as lc
-    from coursekit.settings import get_device
-
-    if amp is None:
-        amp = lc.FINAL.amp and get_device(device).type == "cuda"
-    return replace(
-        lc.FINAL, time_budget_s=NOTEBOOK04_BUDGET_S, holdout=NOTEBOOK04_HOLDOUT, subset=None,
-        seed=0, device="auto", amp=amp,
-    )  # fmt: skip
+    return settings.lab_path(NOTEBOOK04, KIND, FILE)
 
 
-def default_cifar10_checkpoint(device: str | torch.device = "auto") -> Path:
-    """Return the checkpoint notebook 04 writes with its default parameters.
+def batch_handoffs() -> list[Path]:
+    """Return the hand-offs of notebook 04's finished batch runs of this mode, the last
+    finished first.
 
-    Its name hashes the config, amp included (on only on CUDA): the one made on this kind
-    of device is preferred; a GPU-trained one is used on a CPU (and the reverse) if it is
-    the only one there.
+    A run counts when its status.json says done and its smoke flag is the current mode's
+    (a smoke network is never taken for a trained one, nor the reverse). status.json is
+    read directly: notebook code never imports coursekit.batch.
     """
-    own = notebook04_final_config(device)
-    paths = [checkpoint_path(NOTEBOOK04, own.name)]
-    other = replace(own, amp=not own.amp)
-    paths.append(checkpoint_path(NOTEBOOK04, other.name))
-    return next((p for p in paths if p.exists()), paths[0])
+    found = []
+    for status_file in (settings.runs_dir() / NOTEBOOK04).glob("*/status.json"):
+        try:
+            status = json.loads(status_file.read_text())
+        except (OSError, ValueError):
+            continue
+        handoff = status_file.parent / KIND / FILE
+        done = isinstance(status, dict) and status.get("state") == "done"
+        if done and bool(status.get("smoke")) == settings.smoke_mode() and handoff.is_file():
+            found.append((status.get("updated", ""), status_file.parent.name, handoff))
+    return [handoff for *_, handoff in sorted(found, reverse=True)]
+
+
+def find_cifar10_handoff(path: str | Path | None = None) -> Path:
+    """Return the hand-off file of notebook 04's final network that notebook 03 uses.
+
+    In order: `path` (a hand-off file, or a run folder holding handoff/final_net.json);
+    notebook 04's JupyterLab hand-off of the current mode (`lab_handoff`); the newest
+    finished batch run of notebook 04 of this mode (`batch_handoffs`). Raises
+    HandoffMissingError naming what was looked for and how to make it.
+    """
+    if path is not None:
+        given = Path(path).expanduser()
+        for candidate in (given, given / KIND / FILE, given / FILE):
+            if candidate.is_file():
+                return candidate
+        raise HandoffMissingError(
+            f"cifar10_handoff={str(path)!r}: no hand-off file there (nor {KIND}/{FILE} in it)"
+            f"; give the {FILE} that notebook 04 writes after its final training"
+        )
+    lab = lab_handoff()
+    if lab.is_file():
+        return lab
+    runs = batch_handoffs()
+    if runs:
+        return runs[0]
+    raise HandoffMissingError(_missing_message(lab))
+
+
+def _missing_message(lab: Path) -> str:
+    """Return the error for a hand-off found nowhere: what was looked for, how to get it."""
+    smoke = settings.smoke_mode()
+    mode = "smoke (COURSEKIT_SMOKE=1)" if smoke else "real (not smoke)"
+    flag = " --smoke" if smoke else ""
+    return (
+        f"no trained CIFAR-10 network of notebook 04 to load. Looked for its hand-off file "
+        f"{lab} (notebook 04 run in JupyterLab) and for finished {mode} batch runs "
+        f"{settings.runs_dir() / NOTEBOOK04}/*/{KIND}/{FILE} (status.json: done). "
+        f"To make one, run notebook 04 in the same mode: in JupyterLab, or "
+        f"`coursekit run{flag} notebooks/04_cifar10_256k.ipynb` (on Grid'5000: `coursekit oar "
+        f"...`); its final training writes the hand-off. Or pass cifar10_handoff=<a "
+        f"{FILE}, or a run folder of notebook 04>."
+    )
 
 
 def load_cifar10(
-    checkpoint: str | Path | None = None,
-    config=None,
-    pretrained: bool = True,
-    device: str | torch.device = "cpu",
+    handoff: str | Path | None = None, pretrained: bool = True, device: str | torch.device = "cpu"
 ) -> Backbone:
     """Return notebook 04's final CIFAR-10 network (FinalNet) as a Backbone.
 
-    checkpoint: the file notebook 04 wrote (default: `default_cifar10_checkpoint`); config:
-    the CifarConfig it was trained with (default: notebook 04's final one), which decides
-    the architecture; pretrained=False: random weights, no checkpoint read (smoke mode).
+    handoff: notebook 04's hand-off file (default: `find_cifar10_handoff`), which gives the
+    architecture, the checkpoint and the normalization; pretrained=False: FinalNet's
+    default architecture with random weights, nothing read.
     """
-    from coursekit.cifar import lesson as lc
-
-    config = config or notebook04_final_config(device)
-    model = lc.make_model(config).to(memory_format=torch.contiguous_format)
-    caption = f"réseau CIFAR-10 du notebook 04, {RANDOM_NOTE}"
-    if pretrained:
-        path = Path(checkpoint) if checkpoint is not None else default_cifar10_checkpoint(device)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no trained CIFAR-10 network at {path}. To make it, {NOTEBOOK04_COMMAND}."
-            )
-        model.load_state_dict(load_checkpoint(path)["model"])
-        caption = f"réseau CIFAR-10 du notebook 04 ({path.name})"
+    common = {"name": "cifar10", "input_size": 32, "target_layer": "blocks.2", "fc_layer": "head"}
+    if not pretrained:
+        torch.manual_seed(0)  # the same random network on every run
+        model = FinalNet().to(memory_format=torch.contiguous_format)
+        return Backbone(
+            model=model.to(device).eval(), mean=CIFAR_MEAN, std=CIFAR_STD, classes=CIFAR_CLASSES,
+            random_weights=True, caption=f"réseau CIFAR-10 du notebook 04, {RANDOM_NOTE}",
+            **common,
+        )  # fmt: skip
+    hand = read_handoff(find_cifar10_handoff(handoff))
+    model = hand.load_model().to(memory_format=torch.contiguous_format)
+    caption = (
+        f"réseau CIFAR-10 du notebook 04 ({hand.checkpoint.name}, validation "
+        f"{fr_pct(hand.val_acc, 1)})" + (f", {SMOKE_NOTE}" if hand.smoke else "")
+    )
     return Backbone(
-        name="cifar10", model=model.to(device).eval(), input_size=32, mean=lc.CIFAR_MEAN,
-        std=lc.CIFAR_STD, classes=CIFAR_CLASSES, target_layer="blocks.2", fc_layer="head",
-        random_weights=not pretrained, caption=caption,
+        model=model.to(device).eval(), mean=hand.mean, std=hand.std, classes=hand.classes,
+        random_weights=False, caption=caption, handoff=hand, **common,
     )  # fmt: skip
 
 
@@ -216,17 +262,18 @@ def load_backbone(
     *,
     pretrained: bool = True,
     input_size: int = 224,
-    cifar10_checkpoint: str | Path | None = None,
+    cifar10_handoff: str | Path | None = None,
     target_layer: str | None = None,
     device: str | torch.device = "cpu",
 ) -> Backbone:
     """Return the Backbone `name` (one of BACKBONES), its weights loaded unless pretrained=False.
 
     input_size: side of the images for ImageNet backbones (CIFAR-10 is always 32);
+    cifar10_handoff: notebook 04's hand-off file (see `find_cifar10_handoff`);
     target_layer: the feature map to hook instead of the backbone's last one.
     """
     if name == "cifar10":
-        backbone = load_cifar10(cifar10_checkpoint, pretrained=pretrained, device=device)
+        backbone = load_cifar10(cifar10_handoff, pretrained=pretrained, device=device)
     elif name in TORCHVISION_LAYERS:
         backbone = load_torchvision(name, pretrained, input_size, device)
     else:

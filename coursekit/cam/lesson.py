@@ -2,7 +2,8 @@
 when the image is transformed (imgaug).
 
 - Images: scikit-image's samples (the cat `chelsea`, a mosaic of it for several cats, the
-  `coffee` cup for none), students' own files in `data/cam/`, or CIFAR-10 validation images.
+  `coffee` cup for none), students' own files in `<data root>/cam/`, or CIFAR-10 validation
+  images.
 - `compute_cams`: maps (N, H, W) in [0, 1] at the image's size, and class probabilities.
 - `TRANSFORMS`: brightness, contrast, shear, elastic distortion, scale, perspective, each
   with `STEPS` deterministic magnitudes from 0 (the identity) upwards; `apply_transform`
@@ -11,9 +12,9 @@ when the image is transformed (imgaug).
   same transform (Pearson correlation, IoU of the top-20 % regions, energy share and
   pointing game in the reference's top region); `sensitivity_study` tabulates it with the
   class probability and rank for every transform, magnitude and method.
-- Figures (overlays with torchcam's `overlay_mask`, transform grids, curves) and an
-  ipywidgets explorer. Every figure carries the backbone's caption, which says when its
-  weights are random.
+- `method_maps`, `agreement`, `quadrant_shares`: the methods compared on one image.
+
+The figures (overlays, grids, curves, the explorer) are drawn by `coursekit.cam.plots`.
 """
 
 from __future__ import annotations
@@ -22,23 +23,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from coursekit.cam.augment import iaa
 from coursekit.cam.backbones import Backbone
-from coursekit.french import fr_num, fr_pct
 
 STEPS = 10  # magnitudes per transform, the sheet's "10 images"
 TOP_FRACTION = 0.2  # the "important" region of a map: its top 20 % pixels
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ROLES = {"one": "un objet", "several": "plusieurs objets", "none": "aucun objet"}
-# File stems accepted in data/cam/ for each role (English or French).
+# File stems accepted in <data root>/cam/ for each role (English or French).
 ROLE_STEMS = {"one": ("one", "un"), "several": ("several", "plusieurs"), "none": ("none", "aucun")}
 
 
@@ -444,34 +442,7 @@ def transform_ranking(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.groupby(level="transform", sort=False)[cols].mean().sort_values("iou_mean")
 
 
-# --- figures ------------------------------------------------------------------------------
-
-
-def overlay(image: np.ndarray, cam: np.ndarray, display: int = 160) -> np.ndarray:
-    """Return torchcam's overlay_mask of cam (H, W) on image (H, W, 3), uint8 at >= display px.
-
-    Small images (CIFAR-10's 32 px) are upsampled for display only.
-    """
-    from torchcam.utils import overlay_mask
-
-    img = Image.fromarray(image)
-    if max(img.size) < display:
-        scale = display / max(img.size)
-        img = img.resize((round(img.size[0] * scale), round(img.size[1] * scale)),
-                         Image.Resampling.BICUBIC)  # fmt: skip
-    mask = Image.fromarray(np.asarray(cam, dtype=np.float32), mode="F")
-    return np.asarray(overlay_mask(img, mask, alpha=0.5))
-
-
-def _show(ax, picture: np.ndarray, title: str) -> None:
-    ax.imshow(picture, interpolation="nearest" if picture.shape[0] < 64 else "antialiased")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-
-
-def _score(probs: np.ndarray, class_idx: int) -> str:
-    """Return 'p = 12,50 %, rang 1' for one image's probabilities (C,)."""
-    return f"p = {fr_pct(float(probs[class_idx]))}, rang {int(class_rank(probs, class_idx)[0])}"
+# --- comparing methods -----------------------------------------------------------------
 
 
 def method_maps(
@@ -501,150 +472,3 @@ def quadrant_shares(cam: np.ndarray) -> np.ndarray:
     parts = [cam[:h, :w], cam[:h, w:], cam[h:, :w], cam[h:, w:]]
     total = float(cam.sum())
     return np.array([p.sum() / total if total > 0 else np.nan for p in parts])
-
-
-def plot_methods(
-    backbone: Backbone, image: np.ndarray, class_idx: int, maps: Mapping[str, np.ndarray],
-    probs: np.ndarray,
-) -> plt.Figure:  # fmt: skip
-    """Return a Figure: the image (with the class's probability), then each map over it."""
-    panels = len(maps) + 1
-    cols = min(panels, 4)
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
-    _show(axes.flat[0], image, _score(probs, class_idx))
-    for ax, (method, cam) in zip(axes.flat[1:], maps.items(), strict=False):
-        _show(ax, overlay(image, cam), METHODS[method].label)
-    for ax in axes.flat[panels:]:
-        ax.axis("off")
-    fig.suptitle(f"Classe « {backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_roles(
-    backbone: Backbone, images: Mapping[str, np.ndarray], class_idx: int, method: str
-) -> tuple[plt.Figure, dict[str, dict]]:
-    """Return (Figure, {role: {'prob', 'rank', 'cam'}}): each image over its map for the class."""
-    fig, axes = plt.subplots(2, len(images), figsize=(3.4 * len(images), 7), squeeze=False)
-    results = {}
-    for j, (role, image) in enumerate(images.items()):
-        cams, probs = compute_cams(backbone, image, method, class_idx)
-        rank = int(class_rank(probs, class_idx)[0])
-        results[role] = {"prob": float(probs[0, class_idx]), "rank": rank, "cam": cams[0]}
-        _show(axes[0, j], image, f"{ROLES.get(role, role)}\n{_score(probs[0], class_idx)}")
-        _show(axes[1, j], overlay(image, cams[0]), METHODS[method].label)
-    fig.suptitle(f"Classe « {backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10)
-    fig.tight_layout()
-    return fig, results
-
-
-def plot_transform_grid(
-    backbone: Backbone, image: np.ndarray, class_idx: int, method: str, transform: str,
-    steps: int = STEPS, seed: int = 0,
-) -> plt.Figure:  # fmt: skip
-    """Return a Figure: each magnitude's transformed image (top) and its map (bottom)."""
-    mags = magnitudes(transform, steps)
-    moved = np.stack([apply_transform(transform, m, image, seed=seed)[0] for m in mags])
-    cams, probs = compute_cams(backbone, moved, method, class_idx, seed=seed)
-    fig, axes = plt.subplots(2, steps, figsize=(1.7 * steps, 4.2), squeeze=False)
-    for j, m in enumerate(mags):
-        _show(axes[0, j], moved[j], f"{fr_num(m, 3)}")
-        _show(axes[1, j], overlay(moved[j], cams[j], display=96),
-              f"p = {fr_pct(float(probs[j, class_idx]), 1)}")  # fmt: skip
-    spec = TRANSFORMS[transform]
-    fig.suptitle(
-        f"{spec.label} ({spec.unit}) — {METHODS[method].label}, classe « "
-        f"{backbone.classes[class_idx]} » — {backbone.caption}", fontsize=10,
-    )  # fmt: skip
-    fig.tight_layout()
-    return fig
-
-
-CURVE_LABELS = {
-    "prob": "probabilité de la classe",
-    "iou": "IoU des 20 % les plus forts",
-    "pearson": "corrélation de Pearson",
-    "energy": "part de l'énergie dans la zone",
-    "pointing": "pointing game (maximum dans la zone)",
-    "top1": "part des images classées en tête",
-}
-
-
-def plot_curves(
-    curves: pd.DataFrame, caption: str, metrics: Sequence[str] = ("prob", "iou", "pearson")
-) -> plt.Figure:
-    """Return a Figure of `sensitivity_curves`: one column per transform, one row per metric,
-    one line per method (probability and top-1 do not depend on the method: one line)."""
-    transforms = list(dict.fromkeys(curves["transform"]))
-    methods = list(dict.fromkeys(curves["method"]))
-    fig, axes = plt.subplots(len(metrics), len(transforms), squeeze=False,
-                             figsize=(3.1 * len(transforms), 2.6 * len(metrics)))  # fmt: skip
-    comma = FuncFormatter(lambda v, _pos: fr_num(v, 3))
-    for j, transform in enumerate(transforms):
-        for i, metric in enumerate(metrics):
-            ax = axes[i, j]
-            shown = methods[:1] if metric in ("prob", "top1", "rank") else methods
-            for method in shown:
-                g = curves[(curves["transform"] == transform) & (curves["method"] == method)]
-                label = "toutes méthodes" if len(shown) == 1 else METHODS[method].label
-                ax.plot(g["magnitude"], g[metric], marker="o", markersize=3, label=label)
-            ax.set_ylim(-0.05 if metric != "pearson" else -1.05, 1.05)
-            ax.xaxis.set_major_formatter(comma)
-            ax.yaxis.set_major_formatter(comma)
-            ax.grid(alpha=0.3)
-            if i == 0:
-                ax.set_title(TRANSFORMS[transform].label, fontsize=10)
-            if i == len(metrics) - 1:
-                ax.set_xlabel(TRANSFORMS[transform].unit, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(CURVE_LABELS.get(metric, metric), fontsize=8)
-    handles, labels = axes[-1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(methods), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
-    fig.suptitle(f"Sensibilité, moyenne sur les images — {caption}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
-
-
-def interactive_session() -> bool:
-    """Return False in smoke mode, on CI and in batch runs (`coursekit run` sets
-    PAPERMILL_EXECUTION): there a live widget is useless, and nbclient can block on one."""
-    import os
-
-    from coursekit.settings import smoke_mode
-
-    return not (smoke_mode() or os.environ.get("CI") or os.environ.get("PAPERMILL_EXECUTION"))
-
-
-def explorer(
-    backbone: Backbone, image: np.ndarray, class_idx: int, methods: Sequence[str],
-    transforms: Sequence[str] = tuple(TRANSFORMS), steps: int = STEPS,
-):  # fmt: skip
-    """Return an ipywidgets `interactive`: method, transform and magnitude step; it shows
-    the transformed image, its map and the warped reference map with their consistency."""
-    import ipywidgets as widgets
-
-    def show(method: str, transform: str, step: int) -> None:
-        ref = compute_cams(backbone, image, method, class_idx)[0][0]
-        magnitude = magnitudes(transform, steps)[step]
-        moved, warped = apply_transform(transform, magnitude, image, ref)
-        cams, probs = compute_cams(backbone, moved, method, class_idx)
-        c = consistency(warped, cams[0])
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-        _show(axes[0], moved, f"{TRANSFORMS[transform].label} {fr_num(magnitude, 3)}")
-        _show(axes[1], overlay(moved, cams[0]), _score(probs[0], class_idx))
-        _show(axes[2], overlay(moved, warped), "carte de référence déformée")
-        fig.suptitle(
-            f"{METHODS[method].label} — IoU {fr_num(c['iou'], 3)}, Pearson "
-            f"{fr_num(c['pearson'], 3)} — {backbone.caption}", fontsize=9,
-        )  # fmt: skip
-        fig.tight_layout()
-        plt.show()
-
-    return widgets.interactive(
-        show,
-        method=widgets.Dropdown(options=[(METHODS[m].label, m) for m in methods]),
-        transform=widgets.Dropdown(options=[(TRANSFORMS[t].label, t) for t in transforms]),
-        step=widgets.IntSlider(value=0, min=0, max=steps - 1, description="magnitude"),
-    )
