@@ -22,7 +22,6 @@ from coursekit.analysis import (
     verdict,
     verdict_sentence,
 )
-from coursekit.french import fr_int, fr_num, fr_pct
 from coursekit.train import History
 
 
@@ -196,12 +195,6 @@ def test_collapsed_detects_a_run_stuck_at_chance():
     alive = History([{"epoch": 1, "train_loss": 0.5, "val_acc": 0.85}])
     slow_start = History([{"epoch": 1, "train_loss": 2.25, "val_acc": 0.35}])
     assert collapsed(dead) and not collapsed(alive) and not collapsed(slow_start)
-
-
-def test_french_numbers():
-    assert fr_num(0.041842) == "0,04184" and fr_num(2.0) == "2"
-    assert fr_pct(0.18) == "18,00\u00a0%" and fr_pct(0.0035, signed=True) == "+0,35\u00a0%"
-    assert fr_int(60000) == "60\u00a0000"
 
 
 def test_three_way_verdict_with_a_noise_band():
