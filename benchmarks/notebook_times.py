@@ -5,12 +5,13 @@ folder (no finished checkpoint to reload: the time of a first run), with the dat
 `--data`, and records the wall time, machine and data in `benchmarks/notebook_times.json`,
 which the notebooks print at their top (`coursekit.profiles.durations_sentence`).
 
-    ./kit python benchmarks/notebook_times.py --data /path/to/data --describe "MNIST réel (test)" \\
-        --notebooks 01_mnist_loss_curves --profiles séance
+    ./kit python benchmarks/notebook_times.py --data DIR --describe "FashionMNIST réel" \\
+        --notebooks 05_fashionmnist_regularization --profiles séance --output /tmp/executed
     ./kit python benchmarks/notebook_times.py --data DIR --describe "..." --threads 2
 
 The last line is `slowest: NAME PROFILE N.N min`. A notebook that fails is reported with
-its error and not recorded. `--no-record` prints without writing the record.
+its error and not recorded. `--no-record` prints without writing the record; `--output DIR`
+keeps the executed notebooks (to read the numbers they printed).
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def machine() -> str:
     return f"CPU {os.cpu_count()} cœurs ({platform.machine()}), sans GPU"
 
 
-def time_notebook(name: str, profile: str, data: str, threads: int | None) -> float:
-    """Return the wall-clock seconds of one headless run of notebook `name` in `profile`."""
+def time_notebook(
+    name: str, profile: str, data: str, threads: int | None, output: Path | None = None
+) -> float:
+    """Return the wall-clock seconds of one headless run of notebook `name` in `profile`;
+    the executed notebook is kept as `<output>/<name>-<profile>.ipynb` when output is given."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {"COURSEKIT_RUNS": f"{tmp}/runs", "COURSEKIT_FIGURES": f"{tmp}/figures",
                "COURSEKIT_DATA": data, "COURSEKIT_PROGRESS": "text", "MPLBACKEND": "Agg"}
@@ -51,7 +55,8 @@ def time_notebook(name: str, profile: str, data: str, threads: int | None) -> fl
         try:
             start = time.perf_counter()
             papermill.execute_notebook(
-                NOTEBOOKS / f"{name}.ipynb", f"{tmp}/{name}.ipynb",
+                NOTEBOOKS / f"{name}.ipynb",
+                str(output / f"{name}-{profile}.ipynb") if output else f"{tmp}/{name}.ipynb",
                 parameters={"profil": profile}, cwd=str(NOTEBOOKS), progress_bar=False,
             )
             return time.perf_counter() - start
@@ -68,13 +73,14 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=PROFILES)
     parser.add_argument("--threads", type=int, default=None, help="OMP threads of the kernel")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--output", type=Path, default=None, help="keep executed notebooks here")
     args = parser.parse_args()
     names = args.notebooks or sorted(p.stem for p in NOTEBOOKS.glob("0[1-7]_*.ipynb"))
     slowest = ("", "", 0.0)
     for name in names:
         for profile in args.profiles:
             try:
-                seconds = time_notebook(name, profile, args.data, args.threads)
+                seconds = time_notebook(name, profile, args.data, args.threads, args.output)
             except papermill.PapermillExecutionError as exc:
                 print(f"{name} [{profile}]: FAILED ({exc.ename}: {exc.evalue})", flush=True)
                 continue
