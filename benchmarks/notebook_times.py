@@ -2,8 +2,9 @@
 
 Executes each notebook headless with papermill, parameter `profil` set, in a fresh runs
 folder (no finished checkpoint to reload: the time of a first run), with the datasets of
-`--data`, and records the wall time, machine and data in `benchmarks/notebook_times.json`,
-which the notebooks print at their top (`coursekit.profiles.durations_sentence`).
+`--data`, and records the wall time, machine and data in
+`benchmarks/notebook_times/<notebook>.json`, which the notebooks print at their top
+(`coursekit.profiles.durations_sentence`).
 
     ./kit python benchmarks/notebook_times.py --data DIR --describe "FashionMNIST réel" \\
         --notebooks 05_fashionmnist_regularization --profiles séance --output /tmp/executed
