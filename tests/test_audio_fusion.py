@@ -43,12 +43,14 @@ def test_noisy_recordings_lower_the_snr(data):
     assert (mild - clean).abs().mean() < (loud - clean).abs().mean()
 
 
-def test_fusion_experiment_on_fixtures(data, fixture_data: Path, one_thread):
+def test_fusion_experiment_on_fixtures(data, fixture_data: Path, one_thread, capsys):
     audio = dataclasses.replace(QUICK, split="speaker", test_speaker="alba", epochs=4)
     config = FusionConfig(audio=audio, image_epochs=3, fusion_epochs=4)
     checkpoints = {"audio": None, "image": None, "fusion": None}
     models, sets = fusion.train_fusion_models(config, data, checkpoints=checkpoints,
-                                              data_root=fixture_data)
+                                              data_root=fixture_data, verbose=True)
+    out = capsys.readouterr().out
+    assert all(f"réseau {k}/3 : " in out for k in (1, 2, 3))  # a counter before each training
     assert len(sets["x_image_train"]) == 120 and len(sets["x_image_test"]) == 40
     predictions = fusion.fusion_predictions(models, sets)
     table = fusion.fusion_table(predictions, sets["y_eval"])

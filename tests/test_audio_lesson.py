@@ -42,7 +42,9 @@ def test_config_checks_its_fields():
 
 def test_config_name_changes_with_what_is_learned_only():
     base = AudioConfig()
-    assert base.name.startswith("audio_run_") and base.name == AudioConfig().name
+    assert base.name.startswith("audio_") and base.name == AudioConfig().name
+    # The label names a training for people, not its checkpoint: two labels, one training.
+    assert dataclasses.replace(base, label="final").name == base.name
     for change in ({"normalize": "utterance"}, {"test_speaker": "x", "split": "speaker"},
                    {"freq_mask": 4}, {"eval": "validation"}):
         assert dataclasses.replace(base, **change).name != base.name, change
@@ -52,7 +54,7 @@ def test_config_name_changes_with_what_is_learned_only():
     # A training's name is the one it had before the `ensemble` and `adapt` fields existed.
     before = {k: v for k, v in dataclasses.asdict(base).items()
               if k not in ("ensemble", "adapt")}
-    assert base.name == config_name("audio_run", before)
+    assert base.name == config_name("audio", before)
 
 
 def test_band_slice_keeps_the_bands_inside_the_limits():
@@ -169,7 +171,7 @@ def test_ensemble_reuses_the_single_network_and_averages_probabilities(data, tmp
     config = dataclasses.replace(QUICK, epochs=3, label="ens")
     single, single_history = lesson.run(config, checkpoint=tmp_path / f"{config.name}.pt",
                                         data=data, verbose=False)
-    trio = dataclasses.replace(config, ensemble=3)
+    trio = dataclasses.replace(config, ensemble=3, label="trio")  # another label, same network 0
     assert trio.name != config.name
     model, history = lesson.run(trio, checkpoint=tmp_path / f"{trio.name}.pt", data=data,
                                 verbose=False)
@@ -210,9 +212,14 @@ def test_adaptation_learns_the_teachers_confident_labels_without_reading_eval_la
                                     verbose=False)
     assert torch.equal(again, digits)
     # Through run: the teacher's checkpoint is the plain config's, then the student trains.
+    lesson.run(config, checkpoint=tmp_path / f"{config.name}.pt", data=data, verbose=False)
+    trained = (tmp_path / f"{config.name}.pt").stat().st_mtime_ns
+    # Under another label the teacher is still the plain config's network: reloaded.
+    adapted = dataclasses.replace(adapted, label="adapt")
     model, history = lesson.run(adapted, checkpoint=tmp_path / f"{adapted.name}.pt", data=data,
                                 verbose=False)
     assert sorted(p.stem for p in tmp_path.glob("*.pt")) == sorted([config.name, adapted.name])
+    assert (tmp_path / f"{config.name}.pt").stat().st_mtime_ns == trained
     assert history["val_acc"][-1] > 0.3
     with pytest.raises(ValueError, match="adapt"):
         AudioConfig(adapt=1.0)
@@ -244,3 +251,26 @@ def test_speaker_runs_hold_out_each_speaker(data, tmp_path: Path, one_thread):
     assert (table["n_eval"] == 40).all() and (table["n_train"] == 120).all()
     assert table["eval_acc"].between(0, 1).all()
     assert all((tmp_path / f"{n}.pt").is_file() for n in names)
+
+
+def test_speaker_runs_say_which_fold_runs(data, tmp_path: Path, one_thread, capsys):
+    config = dataclasses.replace(QUICK, epochs=1, label="loso")
+    checkpoint_for = lambda fold: tmp_path / f"{fold.name}.pt"  # noqa: E731
+    lesson.speaker_runs(config, data, checkpoint_for)
+    assert "pli" not in capsys.readouterr().out  # silent unless asked
+    lesson.speaker_runs(dataclasses.replace(config, eval="validation"), data, checkpoint_for,
+                        verbose=True)
+    out = capsys.readouterr().out
+    assert f"pli 1/4 : locuteur {SPEAKERS[0]} exclu (validation sur {SPEAKERS[1]})" in out
+    assert f"pli 4/4 : locuteur {SPEAKERS[3]} exclu (validation sur {SPEAKERS[0]})" in out
+
+
+def test_profiles_keep_the_full_study_and_shrink_the_session():
+    assert lesson.PROFILES["complet"] == {"epochs": AudioConfig().epochs, "complement": True,
+                                          "recipe": lesson.RECIPE}
+    quick = lesson.PROFILES["séance"]
+    assert quick["epochs"] < AudioConfig().epochs and not quick["complement"]
+    # the session's recipe is the chosen one, with one network instead of an ensemble
+    assert quick["recipe"] == {**lesson.RECIPE, "ensemble": 1}
+    assert lesson.RECIPE["ensemble"] == 3
+    AudioConfig(**quick["recipe"])  # valid fields

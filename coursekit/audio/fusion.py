@@ -32,6 +32,7 @@ from coursekit.audio.lesson import (
 from coursekit.audio.models import FeatureFusion, ImageCNN, late_fusion
 from coursekit.checkpoint import config_name
 from coursekit.data import load_dataset, to_uint8_tensors
+from coursekit.french import fr_int
 from coursekit.metrics import confusion_matrix
 from coursekit.settings import get_device, seed_everything
 from coursekit.train import History, fit, predict
@@ -160,17 +161,22 @@ def train_fusion_models(
     checkpoints: one path (or None) per model, keys 'audio', 'image', 'fusion'; data_root:
     where MNIST is read, as in `fusion_data`. The audio model is `run(config.audio)`; the
     image CNN learns the images paired with the audio training rows; the fusion net learns
-    both (audio augmented as the audio recipe says).
+    both (audio augmented as the audio recipe says). verbose: a French counter line before
+    each of the three trainings, and their progress.
     """
     sets = fusion_data(config, data, data_root)
+    say = print if verbose else (lambda *args, **kwargs: None)
+    say(f"réseau 1/3 : le son (locuteur {config.audio.test_speaker} exclu)", flush=True)
     audio, _ = run(config.audio, checkpoint=checkpoints["audio"], retrain=retrain, data=data,
                    verbose=verbose)
     a = config.audio
     image = ImageCNN()
+    say(f"réseau 2/3 : l'image ({fr_int(len(sets['y_train']))} images MNIST)", flush=True)
     _fit(image, [sets["x_image_train"]], sets["y_train"], config.image_epochs, [None],
          checkpoints["image"], retrain, a.seed, a.device, 1e-3, verbose)
     fusion = FeatureFusion(make_model(a, data.mel), ImageCNN(),
                            modality_dropout=config.modality_dropout)
+    say("réseau 3/3 : la fusion des caractéristiques (son + image)", flush=True)
     _fit(fusion, [sets["x_train"], sets["x_image_train"]], sets["y_train"],
          config.fusion_epochs, [augmenter(a, data.mel, a.seed), None], checkpoints["fusion"],
          retrain, a.seed, a.device, a.lr, verbose)

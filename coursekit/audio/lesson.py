@@ -58,6 +58,38 @@ EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
 NEW_FIELDS = {"ensemble": 1, "adapt": 0.0}  # AudioConfig fields left out of names when at these
 
+# The recipe of notebook 02 (AudioConfig fields), chosen on the validation speakers of the
+# 3-speaker FSDD sample by the notebook's complement (greedy selection, see
+# benchmarks/README.md): the word alone (silence cut, per-recording normalization, duration
+# normalization), changes of speaking rate, time shifts, VTLP, the 100-3,400 Hz band, an
+# ensemble of 3 networks and the unsupervised adaptation.
+RECIPE = {
+    "trim_db": 30, "normalize": "utterance", "fill_time": True, "time_stretch": 0.15,
+    "time_shift": 15, "freq_warp": 0.12, "min_hz": 100, "max_hz": 3400, "ensemble": 3,
+    "adapt": 0.7,
+}  # fmt: skip
+
+# Notebook 02's run profiles (`coursekit.profiles.profile_values`): "complet" is the full
+# study (today's defaults: 200 to 250 trainings with the complement, for a GPU); "séance"
+# answers every question of the sheet in one lab session on a 2-core CPU, where one epoch
+# on the 1,600 training recordings of FSDD's 4-speaker sample takes 3 to 9 s (1 thread,
+# quiet to loaded machine). It trains 6 audio networks (random split, 4 leave-one-speaker-
+# out folds, the fusion's audio network) plus the fusion's image and fusion networks.
+PROFILES = {
+    "séance": {
+        # 6 epochs: the random split is past 90 % accuracy after 3 to 4 (its curve is flat
+        # after), the held-out speakers' accuracy peaks around epochs 5 to 8; half the cost.
+        "epochs": 6,
+        # the complement (ablation of 13 variants, greedy selection, ensembles, adaptation:
+        # 200 to 250 trainings) goes beyond the sheet; the recipe it chose is RECIPE.
+        "complement": False,
+        # one network instead of an ensemble of 3: a third of the cost of the fusion's audio
+        # model (the ensemble only averages networks trained alike; the rest is the recipe).
+        "recipe": {**RECIPE, "ensemble": 1},
+    },
+    "complet": {"epochs": 12, "complement": True, "recipe": dict(RECIPE)},
+}
+
 
 # --- data --------------------------------------------------------------------------------
 
@@ -213,12 +245,14 @@ class AudioConfig:
 
     @property
     def name(self) -> str:
-        """Return a file-safe run name, e.g. 'audio_loso_3f2a9c1b', unique per experiment."""
-        # A training keeps the name it had before `ensemble` and `adapt` existed: its
-        # checkpoints stay valid (and are an ensemble's member 0, an adaptation's teacher).
+        """Return a file-safe run name, e.g. 'audio_3f2a9c1b', unique per experiment."""
+        # The label is not part of it: one training under two labels (a variant of the
+        # ablation, a step of the greedy selection, the final recipe, an ensemble's member 0,
+        # an adaptation's teacher) has one checkpoint and trains once. A training keeps the
+        # hash it had before `ensemble` and `adapt` existed.
         ignore = ("device", "label",
                   *(key for key, default in NEW_FIELDS.items() if getattr(self, key) == default))
-        return config_name(f"audio_{self.label}", self, ignore=ignore)
+        return config_name("audio", self, ignore=ignore)
 
 
 def validation_speaker(speakers: Sequence[str], test_speaker: str) -> str:
@@ -447,6 +481,9 @@ def run_ensemble(
     nets, rows = [], []
     for k in range(config.ensemble):
         member = replace(config, ensemble=1, seed=config.seed + k)
+        if verbose:
+            print(f"réseau {k + 1}/{config.ensemble} de l'ensemble (graine {member.seed})",
+                  flush=True)
         net, history = run(member, checkpoint=sibling(checkpoint, member), retrain=retrain,
                            data=data, verbose=verbose, extra=extra)
         nets.append(net)
@@ -472,11 +509,16 @@ def pseudo_labels(
     label of the evaluation rows is read.
     """
     teacher_config = replace(config, adapt=0.0)
+    if verbose:
+        print("adaptation, 1/2 : le professeur (la même recette sans adaptation)", flush=True)
     teacher, _ = run(teacher_config, checkpoint=sibling(checkpoint, teacher_config),
                      retrain=retrain, data=data, verbose=verbose)
     x_eval = prepare(config, data)["x_eval"]
     confidence, digits = predict(teacher, [x_eval]).softmax(dim=1).max(dim=1)
     keep = confidence >= config.adapt
+    if verbose:
+        print(f"adaptation, 2/2 : l'élève apprend aussi {int(keep.sum())} enregistrements "
+              f"pseudo-étiquetés sur {len(keep)}", flush=True)
     return x_eval[keep], digits[keep]
 
 
@@ -497,11 +539,17 @@ def speaker_runs(
     training); with eval='validation' the evaluation is that fold's validation speaker.
 
     Each fold is `run(replace(config, split='speaker', test_speaker=s), checkpoint=
-    checkpoint_for(that config))`: every training keeps its own checkpoint.
+    checkpoint_for(that config))`: every training keeps its own checkpoint. verbose: a
+    French counter line before each fold, and each training's progress.
     """
     rows, histories = [], {}
-    for speaker in data.speakers:
+    for i, speaker in enumerate(data.speakers):
         fold = replace(config, split="speaker", test_speaker=speaker)
+        if verbose:
+            held = (f"validation sur {validation_speaker(data.speakers, speaker)}"
+                    if config.eval == "validation" else "test")
+            print(f"pli {i + 1}/{len(data.speakers)} : locuteur {speaker} exclu ({held})",
+                  flush=True)
         _, history = run(fold, checkpoint=checkpoint_for(fold), retrain=retrain, data=data,
                          verbose=verbose)
         n_train, n_eval = (len(r) for r in split_rows(data.table, fold))
