@@ -98,3 +98,15 @@ def test_retrain_trains_again(smoke, monkeypatch):
     monkeypatch.setattr(mnist_loss, "fit", spy)
     _, history = run(config, checkpoint=path, retrain=True, verbose=False)
     assert calls == [True] and len(history) == 1
+
+
+def test_the_full_profile_is_the_recipe_and_the_quick_one_keeps_the_swap():
+    table = mnist_loss.PROFILES
+    assert set(table) == {"séance", "complet"}
+    recipe = MnistLossConfig()
+    assert table["complet"] == {"epochs": recipe.epochs, "subset": recipe.subset}
+    assert table["complet"] == {"epochs": 14, "subset": None}  # the sheet's 14 epochs, all data
+    quick = table["séance"]
+    assert 1 <= quick["epochs"] < 14
+    n_train, n_test = mnist_loss.subset_sizes(quick["subset"], 60_000, 10_000)
+    assert n_test < n_train  # swapped, the quick run still learns on the smaller set
