@@ -61,6 +61,42 @@ from coursekit.train import History, fit, predict
 EVAL_BATCH = 512
 FORECAST_LOSSES = ("mse", "l1", "distance")
 
+# Notebook 06's run profiles (`coursekit.profiles.profile_values`): "complet" is the full
+# study (today's defaults, for a GPU); "séance" answers every question of the sheet in one
+# lab session on a 2-core CPU, where a heatmap detector trains at about 6 ms per image and
+# epoch (one thread) and a forecaster epoch on 3,200 sequences takes about a second.
+PROFILES = {
+    "séance": {
+        # 2,400 training images: the detectors see varied scenes; generating, writing and
+        # reading them back takes about a minute.
+        "n_images": 3000,
+        # 3,200 training sequences: writing them takes half a minute, an epoch a second.
+        "n_sequences": 4000,
+        "colors_epochs": 2,  # the colour set is already above 90 % on validation after two
+        # The two layouts of task 1b, the costliest trainings on a CPU: after 3 epochs the
+        # colour set was still right on under a third of the images, so six.
+        "detector_epochs": 6,
+        "compare_heads": False,  # the three heads compared: a complement, not on the sheet
+        "forecast_epochs": 15,  # the forecasters' loss flattens within about ten epochs
+        "symmetry_epochs": 40,  # new data every epoch: it needs more, here its trend only
+        "n_trials": 6,  # a search still runs (TPE starts random), short of converging
+        "trial_epochs": 4,  # enough to separate a diverging trial from a learning one
+        "n_rollout": 1000,  # the error by horizon averages over 3,000 balls
+    },
+    "complet": {
+        "n_images": 20000,
+        "n_sequences": 20000,
+        "colors_epochs": 5,
+        "detector_epochs": 20,
+        "compare_heads": True,
+        "forecast_epochs": 40,
+        "symmetry_epochs": 200,
+        "n_trials": 16,
+        "trial_epochs": 10,
+        "n_rollout": 2000,
+    },
+}
+
 # --- detection -----------------------------------------------------------------------------
 
 
