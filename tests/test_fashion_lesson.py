@@ -158,6 +158,35 @@ def test_a_bad_trial_is_pruned_by_the_median_pruner(tmp_path):
     assert bad.intermediate_values[1] < good.intermediate_values[1]
 
 
+def test_only_a_completed_trial_keeps_its_checkpoint_and_it_is_loaded_not_retrained(
+    tmp_path, capsys
+):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    ft.prepare_study(study, replace(TINY, batchnorm="c1"), ["lr"], checkpoints=tmp_path / "ck")
+    study.enqueue_trial({"lr": 0.05})
+    study.enqueue_trial({"lr": 1e-4})  # pruned after its first epoch
+    ft.tune(study, 2)
+    out = capsys.readouterr().out
+    assert "essai 1/2" in out and "essai 2/2" in out and "essai n°1 : {'lr': 0.0001}" in out
+    good, bad = study.get_trials()
+    assert bad.state.name == "PRUNED" and ft.trial_checkpoint(bad) is None
+    assert list((tmp_path / "ck").iterdir()) == [ft.trial_checkpoint(good)]
+    saved = ft.trial_checkpoint(good).stat().st_mtime_ns
+    model, history = fl.run(ft.config_of(good), checkpoint=ft.trial_checkpoint(good))
+    assert ft.trial_checkpoint(good).stat().st_mtime_ns == saved  # loaded, not trained again
+    assert len(history) == 2 and fl.evaluate_val(model, ft.config_of(good))["acc"] == good.value
+
+
+def test_the_full_profile_is_the_full_study_and_the_quick_one_the_sheets_subset():
+    full, quick = fl.PROFILES["complet"], fl.PROFILES["séance"]
+    assert full == {"epochs": 100, "subset": None, "threads": None, "trial_epochs": 30,
+                    "n_trials_phase1": 24, "n_trials_phase2": 24}
+    assert set(quick) == set(full) and quick["subset"] == (5000, 2000)
+    assert all(quick[k] < full[k] for k in ("epochs", "trial_epochs", "n_trials_phase1"))
+
+
 def test_study_objective_needs_a_prepared_study():
     study = optuna.create_study(direction="maximize")
     study.optimize(ft.study_objective, n_trials=1, catch=(ValueError,))

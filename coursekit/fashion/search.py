@@ -5,7 +5,10 @@ SEARCH_SPACE) on top of `base`, trains with `fashion.run` and returns the valida
 accuracy, reporting it after each epoch so that a pruner can stop bad trials. A study
 prepared with `prepare_study` carries its own search definition, so any worker process
 can join it: `coursekit sweep coursekit.fashion.search:study_objective ...`.
-Trials train without checkpoints: a killed trial is simply run again.
+Each trial prints its number and parameters, then one line per epoch. Given a checkpoint
+folder, a trial that completes keeps its checkpoint (`trial_checkpoint`), so the chosen
+model is loaded afterwards instead of being trained a second time; a pruned, failed or
+killed trial leaves none (a killed trial is simply run again under a new number).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from coursekit.fashion.lesson import (
@@ -25,7 +29,7 @@ from coursekit.fashion.lesson import (
     run,
 )
 from coursekit.models import count_parameters
-from coursekit.tuning import pruning_callback, run_trials
+from coursekit.tuning import pruning_callback, run_trials, taken_trials
 
 SEARCH_SPACE: dict[str, Callable[[Any], Any]] = {
     "lr": lambda t: t.suggest_float("lr", 1e-4, 0.3, log=True),
@@ -55,18 +59,36 @@ def suggest_config(trial: Any, base: FashionConfig, params: Sequence[str]) -> Fa
 
 
 def objective(
-    trial: Any, base: FashionConfig, params: Sequence[str], verbose: bool = False
+    trial: Any,
+    base: FashionConfig,
+    params: Sequence[str],
+    verbose: bool = True,
+    checkpoints: str | Path | None = None,
 ) -> float:
     """Return the validation accuracy of the model trained with the trial's configuration.
 
     The trial's config is stored as user attribute 'config' (and its parameter count as
-    'n_params'), so the best one can be rebuilt with `config_of(trial)`.
+    'n_params'), so the best one can be rebuilt with `config_of(trial)`. checkpoints: a
+    folder where the trial writes its checkpoint, kept only if the trial completes (user
+    attribute 'checkpoint', see `trial_checkpoint`). verbose: print the drawn parameters
+    and one line per epoch.
     """
     config = replace(suggest_config(trial, base, params), label=f"trial{trial.number}")
     trial.set_user_attr("config", asdict(config))
     trial.set_user_attr("n_params", count_parameters(make_model(config)))
-    model, _ = run(config, checkpoint=None, eval_train=False, callback=pruning_callback(trial),
-                   verbose=verbose)
+    if verbose:
+        print(f"essai n°{trial.number} : {trial.params}", flush=True)
+    path = Path(checkpoints) / f"{config.name}.pt" if checkpoints is not None else None
+    try:
+        model, _ = run(config, checkpoint=path, eval_train=False,
+                       callback=pruning_callback(trial), verbose=verbose)
+    except BaseException:
+        # A pruned, diverged or killed trial is never the one to load: drop its checkpoint.
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise
+    if path is not None:
+        trial.set_user_attr("checkpoint", str(path))
     return evaluate_val(model, config)["acc"]
 
 
@@ -75,12 +97,25 @@ def config_of(trial: Any) -> FashionConfig:
     return FashionConfig(**trial.user_attrs["config"])
 
 
-def prepare_study(study: Any, base: FashionConfig, params: Sequence[str]) -> Any:
+def trial_checkpoint(trial: Any) -> Path | None:
+    """Return the checkpoint a completed trial kept, or None (none kept, or since deleted)."""
+    path = trial.user_attrs.get("checkpoint")
+    return Path(path) if path is not None and Path(path).exists() else None
+
+
+def prepare_study(
+    study: Any,
+    base: FashionConfig,
+    params: Sequence[str],
+    checkpoints: str | Path | None = None,
+) -> Any:
     """Store `base` and the searched `params` in the study itself and return the study.
 
     Any worker process that opens the study (e.g. `coursekit sweep
     coursekit.fashion.search:study_objective ...`) then searches the same space.
     A study keeps the definition it was first given: a different one is a ValueError.
+    checkpoints: the folder where its trials keep their checkpoints (see `objective`);
+    not part of the definition, the last one given is used.
     """
     unknown = [p for p in params if p not in SEARCH_SPACE]
     if unknown:
@@ -94,6 +129,8 @@ def prepare_study(study: Any, base: FashionConfig, params: Sequence[str]) -> Any
         )
     for key, value in wanted.items():
         study.set_user_attr(key, value)
+    if checkpoints is not None:
+        study.set_user_attr("checkpoints", str(checkpoints))
     return study
 
 
@@ -110,7 +147,9 @@ def study_objective(trial: Any) -> float:
             f"study {trial.study.study_name!r} has no search definition: "
             "call prepare_study(study, base, params) first (the notebook does)"
         )
-    return objective(trial, FashionConfig(**attrs["base"]), attrs["params"])
+    return objective(
+        trial, FashionConfig(**attrs["base"]), attrs["params"], checkpoints=attrs.get("checkpoints")
+    )
 
 
 # Starting points from common practice for small CNNs (not from any measurement on this
@@ -136,7 +175,15 @@ def tune(
 
     recipe: parameters tried first when the study is new (see RECIPES). A restarted
     notebook, or a second worker, completes the same study instead of starting over.
+    Before each trial a line says which one of the `n_trials` it is.
     """
     if recipe is not None and not study.get_trials(deepcopy=False):
         study.enqueue_trial(recipe)
-    return run_trials(study, objective, n_trials)
+
+    def counted(trial: Any) -> float:
+        # The running trial counts in taken_trials: it is the k-th of the study's budget.
+        print(f"essai {taken_trials(study)}/{n_trials} de l'étude « {study.study_name} »",
+              flush=True)
+        return objective(trial)
+
+    return run_trials(study, counted, n_trials)
