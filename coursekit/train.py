@@ -458,6 +458,8 @@ def fit(
     for epoch in range(done + 1, epochs + 1):
         if time_budget_s is not None and _over_budget(history, time_budget_s):
             history.stopped_reason = "time budget"
+            if checkpoint is not None:  # the file must say why it stopped, not "running"
+                state.save(checkpoint, history, epoch - 1, identity)
             break
         synchronize(device)
         t0 = time.perf_counter()

@@ -313,6 +313,8 @@ def test_time_budget_counts_training_time_across_resumes(tmp_path):
     budget = sum(first["seconds"]) + 0.5 * first["seconds"][-1]  # no room for a 3rd epoch
     _, resumed = blob_run(10, checkpoint=ckpt, time_budget_s=budget)
     assert resumed.stopped_reason == "time budget" and len(resumed) == 2
+    # The file says why training stopped: the next call reloads a finished training.
+    assert load_checkpoint(ckpt)["stopped_reason"] == "time budget"
 
 
 class EpochClock:
