@@ -12,7 +12,8 @@ folder (no finished checkpoint to reload: the time of a first run), with the dat
 
 The last line is `slowest: NAME PROFILE N.N min`. A notebook that fails is reported with
 its error and not recorded. `--no-record` prints without writing the record; `--output DIR`
-keeps the executed notebooks (to read the numbers they printed).
+keeps the executed notebooks (to read the numbers they printed); `--runs DIR` shares one runs
+folder between notebooks (notebook 03 with `backbone="cifar10"` reads notebook 04's hand-off).
 """
 
 from __future__ import annotations
@@ -42,13 +43,16 @@ def machine() -> str:
 
 
 def time_notebook(
-    name: str, profile: str, data: str, threads: int | None, output: Path | None = None
+    name: str, profile: str, data: str, threads: int | None, output: Path | None = None,
+    runs: Path | None = None,
 ) -> float:
     """Return the wall-clock seconds of one headless run of notebook `name` in `profile`;
-    the executed notebook is kept as `<output>/<name>-<profile>.ipynb` when output is given."""
+    the executed notebook is kept as `<output>/<name>-<profile>.ipynb` when output is given;
+    runs: the runs folder to use instead of a fresh one (to share notebook 04's hand-off)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"COURSEKIT_RUNS": f"{tmp}/runs", "COURSEKIT_FIGURES": f"{tmp}/figures",
-               "COURSEKIT_DATA": data, "COURSEKIT_PROGRESS": "text", "MPLBACKEND": "Agg"}
+        env = {"COURSEKIT_RUNS": str(runs) if runs else f"{tmp}/runs",
+               "COURSEKIT_FIGURES": f"{tmp}/figures", "COURSEKIT_DATA": data,
+               "COURSEKIT_PROGRESS": "text", "MPLBACKEND": "Agg"}
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
         saved = {k: os.environ.get(k) for k in env}
@@ -75,13 +79,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="OMP threads of the kernel")
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--output", type=Path, default=None, help="keep executed notebooks here")
+    parser.add_argument(
+        "--runs", type=Path, default=None,
+        help="runs folder shared by the notebooks (default: a fresh one per notebook)",
+    )
     args = parser.parse_args()
     names = args.notebooks or sorted(p.stem for p in NOTEBOOKS.glob("0[1-7]_*.ipynb"))
     slowest = ("", "", 0.0)
     for name in names:
         for profile in args.profiles:
             try:
-                seconds = time_notebook(name, profile, args.data, args.threads, args.output)
+                seconds = time_notebook(
+                    name, profile, args.data, args.threads, args.output, args.runs
+                )
             except papermill.PapermillExecutionError as exc:
                 print(f"{name} [{profile}]: FAILED ({exc.ename}: {exc.evalue})", flush=True)
                 continue

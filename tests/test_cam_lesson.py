@@ -232,3 +232,11 @@ def test_top_region_of_a_mostly_empty_map_is_its_positive_part():
     region = lcam.top_region(cam)
     assert region.sum() == 4 and region[2:4, 2:4].all()
     assert lcam.top_region(_blob(20, 0.5, 0.5)).mean() == pytest.approx(0.2, abs=0.02)
+
+
+def test_profiles():
+    quick, full = lcam.PROFILES["séance"], lcam.PROFILES["complet"]
+    assert set(quick) == set(full) == {"backbone"}
+    assert quick["backbone"] == "cifar10"  # offline: notebook 04's network, no download
+    assert full["backbone"] == "resnet18"  # the study as it was
+    assert {quick["backbone"], full["backbone"]} <= set(cb.BACKBONES)

@@ -185,3 +185,66 @@ def test_time_budget_stops_training(smoke):
     assert history.stopped_reason == "time budget" and len(history) == 1
     plan = json.loads((smoke / "budget.pt.plan.json").read_text())
     assert plan["epochs"] == 1 and plan["epoch_seconds"] > 0
+
+
+# --- profiles, subsets, one-hour steps --------------------------------------------------------
+
+
+def test_profiles_give_the_same_parameters_and_the_full_budgets_fit_an_hour():
+    quick, full = cifar.PROFILES["séance"], cifar.PROFILES["complet"]
+    assert set(quick) == set(full)
+    assert full["subset"] is None and full["ablations"] == list(cifar.ABLATIONS)
+    assert set(quick["ablations"]) <= set(cifar.ABLATIONS)
+    # equal budgets: the one-cycle plan, the final net and the ablation's reference are one run
+    budgets = ("plan_budget_minutes", "final_budget_minutes", "ablation_budget_minutes")
+    assert len({quick[k] for k in budgets}) == 1
+    assert max(full[k] for k in budgets) <= 50  # a one-hour job also starts, loads, reloads
+
+
+def test_subset_takes_the_first_images_of_each_class():
+    labels = torch.arange(10).repeat_interleave(50)  # class-sorted, like the JPEG copy
+    images = torch.arange(500, dtype=torch.uint8).view(500, 1, 1, 1).expand(500, 3, 32, 32)
+    data = cifar.CifarData(images, labels, images[:100], labels[:100], tuple("abcdefghij"))
+    cut = cifar.first_images(data, 105)
+    assert torch.bincount(cut.labels).tolist() == [11] * 5 + [10] * 5
+    assert cut.images[:11, 0, 0, 0].tolist() == list(range(11))  # class 0's first images
+    assert cut.test_labels.tolist() == [0] * 50 + [1] * 50  # 2 classes: all there is, in order
+    assert cifar.first_images(data, 20).test_labels.tolist() == [0] * 10 + [1] * 10
+    assert cifar.first_images(data, None) is data
+    assert torch.equal(cifar.first_images(cut, 105).labels, cut.labels)  # idempotent
+
+
+def test_steps_parse_and_stop_cleanly(capsys):
+    assert cifar.parse_step("tout") == "tout" and cifar.parse_step("2") == 2
+    assert cifar.parse_step(5) == 5
+    for wrong in (0, "6", "deux"):
+        with pytest.raises(ValueError, match="etape"):
+            cifar.parse_step(wrong)
+    cifar.end_of_step("tout", 1)
+    cifar.end_of_step(2, 1)
+    with pytest.raises(SystemExit) as stop:
+        cifar.end_of_step(1, 1)
+    assert stop.value.code == 0  # papermill counts SystemExit(0) as a success
+    assert "-p etape 2" in capsys.readouterr().out
+
+
+def test_step_checkpoints_are_shared_by_the_batch_runs_of_the_steps(smoke, monkeypatch):
+    lab = cifar.step_checkpoint("04_cifar10_256k", "x", 2)
+    assert lab == cifar.checkpoint_path("04_cifar10_256k", "x")  # Lab: one folder anyway
+    monkeypatch.setenv("COURSEKIT_RUN_DIR", str(smoke / "runs" / "04_cifar10_256k" / "a-run"))
+    shared = cifar.step_checkpoint("04_cifar10_256k", "x", 2)
+    assert shared == smoke / "runs" / "04_cifar10_256k" / "etapes-smoke" / "checkpoints" / "x.pt"
+    assert shared.parent.is_dir()
+    assert cifar.step_checkpoint("04_cifar10_256k", "x", "tout").parent.parent.name == "a-run"
+
+
+def test_a_step_needs_the_earlier_steps_finished(smoke):
+    checkpoint = smoke / "quick.pt"
+    with pytest.raises(RuntimeError, match="lancez d'abord l'étape 1"):
+        cifar.require_earlier_step(2, 1, checkpoint, QUICK.epochs)
+    cifar.require_earlier_step(1, 1, checkpoint, QUICK.epochs)  # its own step trains it
+    cifar.require_earlier_step("tout", 1, checkpoint, QUICK.epochs)
+    config = dataclasses.replace(QUICK, epochs=1)
+    cifar.run(config, checkpoint=checkpoint, verbose=False)
+    assert cifar.finished_training(checkpoint, 1) and not cifar.finished_training(checkpoint, 2)
+    cifar.require_earlier_step(2, 1, checkpoint, 1)

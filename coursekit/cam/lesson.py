@@ -39,6 +39,18 @@ ROLES = {"one": "un objet", "several": "plusieurs objets", "none": "aucun objet"
 # File stems accepted in <data root>/cam/ for each role (English or French).
 ROLE_STEMS = {"one": ("one", "un"), "several": ("several", "plusieurs"), "none": ("none", "aucun")}
 
+# Notebook 03's two profiles (coursekit.profiles.profile_values). "complet" keeps the study
+# as it was: torchvision's ResNet-18 with its ImageNet weights (downloaded once into torch's
+# cache). "séance" (one lab session on a CPU) takes backbone "cifar10", notebook 04's final
+# network, which the session's run of notebook 04 has just handed on: it needs no download,
+# so the session also runs offline (the ImageNet weights are often not in a lab machine's
+# cache), and its 32x32 images make every CAM cheap (the whole notebook takes well under a
+# minute on 2 CPU cores, with the curves still averaged over n_study = 50 images).
+PROFILES: dict[str, dict[str, object]] = {
+    "séance": {"backbone": "cifar10"},
+    "complet": {"backbone": "resnet18"},
+}
+
 
 @dataclass(frozen=True)
 class Method:

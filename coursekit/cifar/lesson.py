@@ -34,14 +34,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coursekit.checkpoint import config_name, rng_state, set_rng_state, write_json
+from coursekit import settings
+from coursekit.checkpoint import (
+    checkpoint_path,
+    config_name,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_json,
+)
 from coursekit.cifar.models import FinalNet, TutorialNet, VariantNet
 from coursekit.data import DatasetMissingError, load_dataset, to_uint8_tensors
 from coursekit.data.tensor_loader import TensorLoader, normalize_uint8
 from coursekit.french import fr_num
 from coursekit.metrics import confusion_matrix, per_class_accuracy
 from coursekit.settings import get_device, seed_everything
-from coursekit.train import EarlyStopping, History, evaluate, fit, synchronize, train_epoch
+from coursekit.train import (
+    FINAL_REASONS,
+    EarlyStopping,
+    History,
+    evaluate,
+    fit,
+    synchronize,
+    train_epoch,
+)
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -52,6 +68,8 @@ LOSSES = ("ce", "label_smoothing", "multi_margin")
 SCHEDULES = ("constant", "plateaus", "onecycle", "cosine")
 PLATEAU_FRACTIONS = (0.5, 0.25, 0.25)  # the sheet's plan: 50% / 25% / 25% of the epochs
 PROBE_IMAGES = 4096  # training images timed to plan a budget (after 2 warm-up batches)
+PROBE_EPOCH_SHARE = 4  # ...but at most a quarter of an epoch: on a small subset the probe
+# would otherwise cost as much as the epochs it plans
 BUDGET_MARGIN = 0.05  # plan for 5% less than the budget: epochs vary a little
 
 
@@ -74,7 +92,7 @@ class CifarConfig:
     normalize: 'tutorial' ((x - 0.5) / 0.5) or 'cifar' (CIFAR-10 mean and std);
     epochs: number of epochs, or the cap when time_budget_s is set (the plan decides);
     holdout: validation images held out of the training images (last holdout/10 of each
-      class); subset: keep only the first N training images (smoke runs);
+      class); subset: keep only N training images, the first N/10 of each class;
     amp: float16 autocast on CUDA; channels_last: NHWC memory format (faster convs on
       recent GPUs and on CPU); tta_flip: `evaluate_split` averages the logits of each image
       and its mirror.
@@ -150,6 +168,124 @@ FINAL = CifarConfig(
     label="final",
 )  # fmt: skip
 
+ABLATIONS = (
+    "sans évaluation miroir", "sans lissage des étiquettes", "sans augmentation",
+    "trois paliers au lieu du cycle", "sans Nesterov ni weight decay",
+)  # fmt: skip
+
+# Notebook 04's two profiles (coursekit.profiles.profile_values). "complet" is the whole
+# study for a GPU, split into one-hour jobs by `etape` (see STEPS). "séance" answers every
+# question in one lab session on a 2-core CPU (measured in benchmarks/notebook_times/):
+# - subset 6,000 (600 per class) and holdout 1,000: epochs 9 times shorter; 1,000
+#   validation images still separate gaps of about 3 points from noise;
+# - lr 0.01 for the variants (SGD, batch 16) instead of the tutorial's 0.001: two epochs of
+#   5,000 images are only 626 steps, after which at 0.001 most variants are still at chance
+#   (measured: 10-12 % on the real images) and no comparison says anything; at 0.01 the
+#   tutorial net reaches about 30 %;
+# - long_epochs 10: enough to watch the running loss flatten on 5,000 images;
+# - aug_epochs 4: the augmentation study's four trainings are the dearest epochs left;
+# - one budget of 2 minutes for the LR plans, the final net and the ablation: with equal
+#   budgets the one-cycle plan, the final net and the ablation's reference are one
+#   training, and so is the ablation's "three plateaus" with the plan's;
+# - ablations: only the two that cost no training (mirror evaluation reuses the final
+#   net, three plateaus the plan's run): the ablation is beyond the sheet.
+# "complet" keeps the study's sizes; its budgets are 50 minutes, not 60, so that each
+# step (training + start, data, reloading the earlier steps, and coursekit oar's 5-minute
+# margin before the walltime) fits a job of one hour, the sheet's limit.
+PROFILES: dict[str, dict[str, Any]] = {
+    "séance": {
+        "subset": 6000, "holdout": 1000, "lr": 0.01, "long_epochs": 10, "aug_epochs": 4,
+        "plan_budget_minutes": 2, "final_budget_minutes": 2, "ablation_budget_minutes": 2,
+        "ablations": ["sans évaluation miroir", "trois paliers au lieu du cycle"],
+    },
+    "complet": {
+        "subset": None, "holdout": 5000, "lr": 0.001, "long_epochs": 30, "aug_epochs": 20,
+        "plan_budget_minutes": 50, "final_budget_minutes": 50, "ablation_budget_minutes": 10,
+        "ablations": list(ABLATIONS),
+    },
+}  # fmt: skip
+
+# The full study as one-hour GPU jobs (parameter `etape`): step k trains its part and
+# stops; the earlier steps' trainings are reloaded from their checkpoints (seconds).
+STEPS = {
+    1: "sections 1 à 5 : tutoriel, variantes, loss jusqu'au plateau, taille de lot, augmentation",
+    2: "section 6 : le plan à trois paliers",
+    3: "sections 6 et 7 : le plan one-cycle, qui est l'entraînement du réseau final",
+    4: "section 7 : première moitié de l'étude d'ablation",
+    5: "sections 7 et 8 : seconde moitié de l'ablation, bilan",
+}
+
+
+def parse_step(etape: int | str) -> int | str:
+    """Return 'tout' or the step number (1..len(STEPS)) that `etape` names."""
+    if str(etape).strip().lower() == "tout":
+        return "tout"
+    try:
+        step = int(str(etape))
+    except ValueError:
+        step = 0
+    if step not in STEPS:
+        raise ValueError(f"etape : 'tout' ou un entier de 1 à {len(STEPS)}, pas {etape!r}")
+    return step
+
+
+def step_checkpoint(notebook: str, name: str, etape: int | str) -> Path:
+    """Return the checkpoint file of training `name` when running step `etape`.
+
+    'tout', or any step in JupyterLab: `checkpoint_path` (Lab's folder is shared by every
+    run). A step of a batch run: `<runs>/<notebook>/etapes[-smoke]/checkpoints/`, beside
+    the run folders, because each `coursekit run` writes its own folder and the steps must
+    read each other's checkpoints.
+    """
+    run = settings.run_dir()
+    if etape == "tout" or run is None:
+        return checkpoint_path(notebook, name)
+    folder = run.parent / ("etapes-smoke" if settings.smoke_mode() else "etapes") / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.pt"
+
+
+def finished_training(
+    checkpoint: str | Path, epochs: int, time_budget_s: float | None = None
+) -> bool:
+    """Return True if `checkpoint` holds a finished training: stopped early, all `epochs`
+    done, or, with a time budget, no room left for one more epoch (fit's own rule)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path)
+    if saved.get("stopped_reason") in FINAL_REASONS or int(saved.get("epoch", 0)) >= epochs:
+        return True
+    # fit saves a budget-stopped run as "running": it stops when one more epoch, as long as
+    # the last one, would end past the budget
+    seconds = [float(row["seconds"]) for row in saved.get("history", [])]
+    return (
+        time_budget_s is not None and bool(seconds) and sum(seconds) + seconds[-1] > time_budget_s
+    )
+
+
+def require_earlier_step(
+    etape: int | str, step: int, checkpoint: Path, epochs: int, time_budget_s: float | None = None
+) -> None:
+    """Raise RuntimeError if step `etape` needs the training of an earlier `step` that has
+    not finished (its job has not run, or not to the end): steps run in order."""
+    if etape == "tout" or step >= etape or finished_training(checkpoint, epochs, time_budget_s):
+        return
+    raise RuntimeError(
+        f"étape {etape} : l'entraînement {checkpoint.stem} de l'étape {step} n'est pas "
+        f"terminé ({checkpoint}) ; lancez d'abord l'étape {step} jusqu'au bout"
+    )
+
+
+def end_of_step(etape: int | str, step: int) -> None:
+    """Stop the notebook cleanly (SystemExit(0), which papermill counts as success) when
+    this job runs step `step`; do nothing otherwise."""
+    if etape != step:
+        return
+    following = f"-p etape {step + 1}" if step + 1 in STEPS else "aucune : l'étude est finie"
+    print(f"étape {step} terminée ({STEPS[step]}). Étape suivante : {following}.", flush=True)
+    raise SystemExit(0)
+
 
 # --- data ---------------------------------------------------------------------------------
 
@@ -183,13 +319,32 @@ def load_data(subset: int | None = None, root: str | Path | None = None) -> Cifa
 
 
 def first_images(data: CifarData, n: int | None) -> CifarData:
-    """Return `data` cut to its first n training images and n test images (None: all)."""
+    """Return `data` cut to n training images and at most n test images (None: all),
+    the first n/C of each of the C classes in dataset order (the first n % C classes one
+    more), kept in dataset order.
+
+    Per class, not simply the first n: in a class-sorted copy such as the JPEG one the
+    first n images would hold only the first classes.
+    """
     if n is None:
         return data
-    test = (
-        (None, None) if data.test_images is None else (data.test_images[:n], data.test_labels[:n])
-    )
-    return CifarData(data.images[:n], data.labels[:n], *test, data.classes)
+    keep = _first_per_class(data.labels, n)
+    test = (None, None)
+    if data.test_images is not None:
+        kept = _first_per_class(data.test_labels, n)
+        test = (data.test_images[kept], data.test_labels[kept])
+    return CifarData(data.images[keep], data.labels[keep], *test, data.classes)
+
+
+def _first_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Return the sorted indices of the first n/C images of each class (fewer if absent)."""
+    classes = torch.unique(labels)
+    per_class, extra = divmod(n, len(classes))
+    chosen = [
+        torch.nonzero(labels == c).flatten()[: per_class + (i < extra)]
+        for i, c in enumerate(classes.tolist())
+    ]
+    return torch.cat(chosen).sort().values
 
 
 def holdout_split(labels: torch.Tensor, holdout: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,15 +534,19 @@ def probe_epoch_seconds(
 ) -> float:
     """Return the estimated seconds of one epoch (training + validation) of this config.
 
-    Times about PROBE_IMAGES training images on a copy of the model (after 2 warm-up
-    batches) and one validation pass; the RNG state is restored afterwards, so the run
-    itself does not depend on the probe.
+    Times about PROBE_IMAGES training images (at most a quarter of an epoch) on a copy of
+    the model (after 2 warm-up batches) and one validation pass; the RNG state is restored
+    afterwards, so the run itself does not depend on the probe.
     """
     device, state = train.device, rng_state()
     model = copy.deepcopy(model).to(device)
     optimizer, loss_fn = make_optimizer(config, model), make_loss(config)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
-    steps = min(len(train), max(3, math.ceil(PROBE_IMAGES / config.batch_size)))
+    steps = min(
+        math.ceil(PROBE_IMAGES / config.batch_size),
+        max(3, math.ceil(len(train) / PROBE_EPOCH_SHARE)),
+    )
+    steps = max(1, min(len(train), steps))
     kwargs = {"device": device, "scaler": scaler}
     train_epoch(model, itertools.islice(train, 2), optimizer, loss_fn, **kwargs)
     synchronize(device)
