@@ -1,5 +1,7 @@
 """Notebook 07 lesson: the 3-output loss, training, the public recipe, ablation verdicts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,3 +208,36 @@ def test_ablation_verdicts_go_through_the_one_rule():
         assert row.verdict == verdict(row.delta, row.band)
     one_seed_reference = summary.assign(std=[np.nan] + [0.125] * (len(means) - 1))
     assert set(H.ablation_verdicts(one_seed_reference)["verdict"]) == {"une seule graine"}
+
+
+def _profile_configs(values: dict) -> list[H.HungarianConfig]:
+    """Return every tracked training of notebook 07 in one profile, built as the notebook does."""
+    main = H.HungarianConfig(per_group=values["per_group"], epochs=values["epochs"], label="full")
+    remedies = {"bce": {}, "pos_weight": {"balance": True},
+                "focal": {"loss": "focal", "balance": True}}  # the notebook's REMEDIES  # fmt: skip
+    scaling = [
+        replace(main, max_doas=m, per_group=values["scaling_per_group"],
+                epochs=values["scaling_epochs"], label=f"scale_{r}", **change)
+        for m in values["scaling_doas"] for r, change in remedies.items()
+    ]  # fmt: skip
+    ablation = H.ablation_configs(
+        replace(main, per_group=values["ablation_per_group"], epochs=values["ablation_epochs"]),
+        values["ablation_variants"], (0, 1, 2),
+    )  # fmt: skip
+    return [main, *scaling, *ablation]
+
+
+def test_the_two_profiles_never_share_a_tracked_run():
+    # one MLflow store holds both profiles' runs: a run is found by its config's name
+    names = {p: {c.name for c in _profile_configs(v)} for p, v in H.PROFILES.items()}
+    assert not names["séance"] & names["complet"]
+    assert set(H.PROFILES["séance"]["ablation_variants"]) < set(H.ABLATION)
+    assert len(H.PROFILES["complet"]["ablation_variants"]) == 12
+
+
+@pytest.mark.parametrize("profile", list(H.PROFILES))
+def test_a_profile_never_trains_the_same_config_under_two_names(profile):
+    # the name's hash covers every field but the label: one hash, one training
+    names = {c.name for c in _profile_configs(H.PROFILES[profile])}
+    hashes = [name.rsplit("_", 1)[1] for name in names]
+    assert len(hashes) == len(set(hashes))

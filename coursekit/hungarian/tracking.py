@@ -158,7 +158,7 @@ def tracked_run(
     data: Splits | None = None,
     test: bool = False,
     experiment: str = EXPERIMENT,
-    verbose: bool = False,
+    verbose: bool = True,
 ) -> str:
     """Return the MLflow run id of `lesson.run(config)`, training and logging it if not
     tracked yet.
@@ -168,10 +168,14 @@ def tracked_run(
     metrics (the History columns, step = epoch); final_val_<score> (and final_test_<score>
     with test=True); cpu_ms_per_1024 (inference time); the weights as an artifact and a
     version of the registered model '<experiment>-<arch>-<M>doas'. A config already
-    tracked as FINISHED is not run again unless retrain.
+    tracked as FINISHED is not run again unless retrain. verbose: the training's progress
+    (`fit`), or a line saying the run was found in the tracker.
     """
     found = None if retrain else find_run(client, config, experiment)
     if found is not None:
+        if verbose:
+            print(f"déjà suivi dans MLflow (run {found.info.run_id[:8]}) : pas réentraîné",
+                  flush=True)  # fmt: skip
         return found.info.run_id
     data = data or load_data(config)
     tags = {"config_name": config.name, "label": config.label, "seed": str(config.seed),
@@ -277,20 +281,23 @@ def run_ablation(
     checkpoint_for: Callable[[HungarianConfig], str | Path | None],
     retrain: bool = False,
     experiment: str = EXPERIMENT,
-    verbose: bool = False,
+    verbose: bool = True,
 ) -> pd.DataFrame:
     """Return `runs_table` of the experiment after a `tracked_run` of every config.
 
     checkpoint_for(config): where each training keeps its checkpoint. Splits are loaded
     once per (max_doas, per_group, data_seed) and shared by the runs that use them.
+    verbose: a French counter line before each training ('variante 3/36 : ...'), then its
+    progress.
     """
     cache: dict[tuple[int, int, int], Splits] = {}
-    for config in configs:
+    for i, config in enumerate(configs, 1):
         key = (config.max_doas, config.per_group, config.data_seed)
         if key not in cache:
             cache[key] = load_data(config)
         if verbose:
-            print(f"{config.label} seed {config.seed} ...", flush=True)
+            print(f"variante {i}/{len(configs)} : {config.label}, graine {config.seed}, "
+                  f"{config.max_doas} DOA", flush=True)  # fmt: skip
         tracked_run(config, client=client, checkpoint=checkpoint_for(config), retrain=retrain,
-                    data=cache[key], experiment=experiment)  # fmt: skip
+                    data=cache[key], experiment=experiment, verbose=verbose)  # fmt: skip
     return runs_table(client, experiment)
