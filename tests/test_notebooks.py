@@ -61,3 +61,43 @@ def test_the_french_check_catches_english_numbers():
     ]
     assert not ENGLISH_NUMBER.findall('print(f"{fr_pct(acc)} {label} {d[\'a\']}")')
     assert DECIMAL_POINT.findall(_prose("une loss de 0.042 ; `lr=0.1` ; 0,042")) == ["0.042"]
+
+
+EXERCISES = [p for p in NOTEBOOKS if re.match(r"0[1-7]_", p.name)]
+
+
+def _profile_cells(path: Path) -> tuple[str, str]:
+    """Return the sources of the `parameters` cell and of the cell right after it."""
+    cells = nbformat.read(path, as_version=4).cells
+    i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    return cells[i].source, cells[i + 1].source
+
+
+def _resolve(path: Path, **injected) -> dict:
+    """Run the parameters cell, papermill's injection, then the profile cell; return names."""
+    parameters, profile = _profile_cells(path)
+    namespace: dict = {}
+    exec(parameters, namespace)
+    namespace.update(injected)
+    exec(profile, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_the_quick_profile_is_what_runs_unless_a_value_is_given(path, capsys):
+    defaults = _resolve(path)
+    assert defaults["profil"] == "séance", f"{path.name}: the default profile must be 'séance'"
+    table = defaults["PROFILES"]
+    assert set(table) == {"séance", "complet"}
+    parameters, _ = _profile_cells(path)
+    given: dict = {}
+    exec(parameters, given)
+    chosen = [k for k in table["séance"] if k in given]
+    assert chosen, f"{path.name}: no parameter takes its value from the profile"
+    for name in chosen:
+        assert given[name] is None, f"{path.name}: {name} must default to None (the profile's)"
+        assert defaults[name] == table["séance"][name]
+    assert _resolve(path, profil="complet")[chosen[0]] == table["complet"][chosen[0]]
+    forced = object()  # an explicit value wins over any profile
+    assert _resolve(path, profil="complet", **{chosen[0]: forced})[chosen[0]] is forced
+    assert "profil « séance »" in capsys.readouterr().out
