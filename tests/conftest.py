@@ -75,3 +75,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def assignment_splits():
+    """Return small 2-DOA (train, val, test) assignment splits of notebook 07: 60 matrices
+    per group to train on, ten times more for validation and test."""
+    from coursekit.hungarian import data as assignment
+
+    per_group = 60
+    sample_range = assignment.balanced_sample_range(2, per_group)
+    big = assignment.balanced_sample_range(2, 10 * per_group)
+    return (assignment.generate(2, sample_range, seed=0),
+            assignment.generate(2, big, seed=0, split="val"),
+            assignment.generate(2, big, seed=0, split="test"))  # fmt: skip

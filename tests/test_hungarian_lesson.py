@@ -10,28 +10,20 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from coursekit.analysis import verdict
-from coursekit.hungarian import data as A
 from coursekit.hungarian import lesson as H
 from coursekit.hungarian.metrics import AssignmentScores, cell_weights
 
 SMALL = {"per_group": 60, "epochs": 4, "batch_size": 64, "lr": 3e-3, "hidden": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny batches: one thread is faster, and immune to a machine busy with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny batches: one thread is faster, and immune to a machine busy with other work.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def splits():
-    sample_range = A.balanced_sample_range(2, SMALL["per_group"])
-    big = A.balanced_sample_range(2, 10 * SMALL["per_group"])  # val and test are 10% splits
-    return (A.generate(2, sample_range, seed=0), A.generate(2, big, seed=0, split="val"),
-            A.generate(2, big, seed=0, split="test"))  # fmt: skip
+@pytest.fixture
+def splits(assignment_splits):
+    """The conftest's small 2-DOA splits (SMALL["per_group"] matrices per group to train)."""
+    return assignment_splits
 
 
 def all_zero_f1(data):
