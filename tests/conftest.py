@@ -44,6 +44,16 @@ def smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fixture_data: Path) -
 
 
 @pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Return tmp_path/runs as an empty COURSEKIT_RUNS: JupyterLab layout (no batch run),
+    smoke mode off."""
+    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
+    monkeypatch.delenv("COURSEKIT_SMOKE", raising=False)
+    return tmp_path / "runs"
+
+
+@pytest.fixture
 def toy_study() -> Callable:
     """Return make(n): an in-memory maximized study of n trials over x (float) and c (a/b),
     each reporting 3 intermediate values; its objective depends mostly on x."""

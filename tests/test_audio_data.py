@@ -277,15 +277,6 @@ def test_mel_centres_match_torchaudio_filters():
     assert np.abs(peaks - centres).max() <= 8000 / config.n_fft  # within one FFT bin
 
 
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return tmp_path/runs as COURSEKIT_RUNS, outside smoke mode and any batch run."""
-    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
-    monkeypatch.delenv("COURSEKIT_SMOKE", raising=False)
-    return tmp_path / "runs"
-
-
 def test_features_are_computed_once_then_read_from_the_cache(recordings: Path, runs: Path,
                                                              monkeypatch):
     table = audio_table(recordings)

@@ -21,15 +21,6 @@ NB04 = "04_cifar10_256k"
 TINY = dataclasses.replace(lc.FINAL, widths=(8, 16, 16), holdout=50, subset=200)
 
 
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return an empty COURSEKIT_RUNS folder; JupyterLab layout, smoke mode off."""
-    monkeypatch.setenv("COURSEKIT_RUNS", str(tmp_path / "runs"))
-    monkeypatch.delenv("COURSEKIT_RUN_DIR", raising=False)
-    monkeypatch.delenv("COURSEKIT_SMOKE", raising=False)
-    return tmp_path / "runs"
-
-
 def hand_on(val_acc: float, monkeypatch: pytest.MonkeyPatch, run: Path | None = None) -> Path:
     """Do what notebook 04 does after its final training, in JupyterLab or in batch run `run`:
     save a (random) final network's checkpoint and write its hand-off; return the hand-off."""
