@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from coursekit.batch.cli import main
@@ -25,6 +26,7 @@ from coursekit.batch.errors import (
     OarError,
     ParameterError,
 )
+from coursekit.batch.nbparams import needs_data
 from coursekit.batch.oar import (
     GPU_PROPERTY,
     JobSpec,
@@ -193,6 +195,26 @@ def test_a_job_without_any_dataset_is_refused(tmp_path, venv, monkeypatch):
     (repo / "data" / "FashionMNIST").mkdir()
     text = write_job_script(_spec(tmp_path, venv, data=None)).read_text()
     assert "COURSEKIT_DATA" not in text  # the job reads the repository's data/
+
+
+def test_a_notebook_that_generates_its_data_is_submitted_without_any(tmp_path, venv, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    monkeypatch.setattr("coursekit.batch.oar.REPO_ROOT", repo)
+    generating = tmp_path / "gen.ipynb"
+    nb = nbformat.read(TINY, as_version=4)
+    nb.metadata["coursekit"] = {"needs_data": False}
+    nbformat.write(nb, generating)
+    text = write_job_script(_spec(tmp_path, venv, data=None, notebook=generating)).read_text()
+    assert "COURSEKIT_DATA" not in text
+    with pytest.raises(OarError, match="holds no dataset"):  # TINY declares nothing: checked
+        write_job_script(_spec(tmp_path, venv, data=None))
+
+
+@pytest.mark.parametrize("name", ["06_balls_detection_forecasting", "07_hungariannet"])
+def test_notebooks_06_and_07_declare_that_they_need_no_dataset(name):
+    assert not needs_data(REPO_ROOT / "notebooks" / f"{name}.ipynb")
+    assert needs_data(REPO_ROOT / "notebooks" / "05_fashionmnist_regularization.ipynb")
 
 
 def _start_job(script: Path, fake_dir: Path) -> subprocess.Popen:

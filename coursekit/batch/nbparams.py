@@ -164,3 +164,12 @@ def resolved_parameters(notebook: str | Path, given: Mapping[str, Any]) -> dict[
         values[name] = p.default if literal is NotImplemented else literal
     values.update(given)
     return values
+
+
+def needs_data(notebook: str | Path) -> bool:
+    """Return False if the notebook declares that it reads no dataset (it generates its data:
+    notebook metadata `{"coursekit": {"needs_data": false}}`), else True."""
+    import nbformat
+
+    meta = nbformat.read(Path(notebook), as_version=4).metadata.get("coursekit", {})
+    return bool(meta.get("needs_data", True))

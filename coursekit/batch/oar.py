@@ -34,7 +34,7 @@ from coursekit.batch.errors import (
     RESUBMIT,
     OarError,
 )
-from coursekit.batch.nbparams import check_parameters, resolved_parameters
+from coursekit.batch.nbparams import check_parameters, needs_data, resolved_parameters
 from coursekit.batch.runs import check_label, fingerprint
 from coursekit.settings import REPO_ROOT, runs_dir
 
@@ -132,7 +132,9 @@ def _data_lines(spec: JobSpec) -> str:
     elif os.environ.get("COURSEKIT_DATA"):
         value, origin = os.environ["COURSEKIT_DATA"], "COURSEKIT_DATA when `coursekit oar` ran"
     else:
-        if not spec.smoke and not _has_dataset(REPO_ROOT / "data"):
+        # Notebooks that generate their data (06, 07) say so in their metadata.
+        wanted = not spec.smoke and needs_data(spec.notebook)
+        if wanted and not _has_dataset(REPO_ROOT / "data"):
             raise OarError(
                 f"{REPO_ROOT / 'data'} holds no dataset and neither --data nor COURSEKIT_DATA "
                 "is set, so the job would stop at its first data cell: link the datasets into "
