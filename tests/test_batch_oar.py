@@ -31,6 +31,7 @@ from coursekit.batch.oar import (
     GPU_PROPERTY,
     JobSpec,
     job_name,
+    node_local_paths,
     submit,
     submit_job,
     walltime_seconds,
@@ -466,3 +467,17 @@ def test_job_of_a_failing_notebook_is_not_resubmitted(real_job, tmp_path):
     assert job.run() == 1, job.log.read_text()
     assert job.status()["state"] == "failed"
     assert "failing.ipynb failed in cell" in job.log.read_text()
+
+
+def test_paths_under_tmp_are_named_for_a_warning(monkeypatch):
+    home = Path("/home/student")
+    monkeypatch.setattr("coursekit.batch.oar.REPO_ROOT", home / "coursekit")
+    monkeypatch.delenv("COURSEKIT_DATA", raising=False)
+    spec = JobSpec(notebook=TINY, walltime="1:00:00", venv=home / "env", out=home / "runs",
+                   data=str(home / "data"))  # fmt: skip
+    assert node_local_paths(spec) == []
+    spec = JobSpec(notebook=TINY, walltime="1:00:00", venv=Path("/tmp/env"),
+                   out=home / "runs", data="/tmp/x/data")  # fmt: skip
+    assert [where.split()[0] for where in node_local_paths(spec)] == ["environment", "data"]
+    monkeypatch.setattr("coursekit.batch.oar.REPO_ROOT", Path("/tmp/clone"))
+    assert "repository /tmp/clone" in node_local_paths(spec)

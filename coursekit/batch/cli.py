@@ -214,7 +214,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_oar(args: argparse.Namespace) -> int:
-    from coursekit.batch.oar import JobSpec, oar_request, submit_job, write_job_script
+    from coursekit.batch.oar import (
+        JobSpec,
+        node_local_paths,
+        oar_request,
+        submit_job,
+        write_job_script,
+    )
 
     spec = JobSpec(
         notebook=args.notebook,
@@ -235,6 +241,9 @@ def _cmd_oar(args: argparse.Namespace) -> int:
     else:
         script, answer = submit_job(spec, args.script, force=args.force)
     print(f"coursekit oar: the job asks OAR for {oar_request(spec)}", file=sys.stderr)
+    for where in node_local_paths(spec):
+        print(f"coursekit oar: warning: the job's {where} is under /tmp, which is the "
+              "frontend's own: the node's /tmp will not hold it (use your home)", file=sys.stderr)
     print(script)
     if answer is not None:
         print(answer)

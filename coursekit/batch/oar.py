@@ -315,6 +315,18 @@ def _claim(spec: JobSpec, path: Path | None) -> Path:
     raise OarError(f"could not find a free script name for {base} in {folder}")
 
 
+def node_local_paths(spec: JobSpec) -> list[str]:
+    """Return the job's paths that lie under /tmp (environment, repository, runs, data): a
+    node's /tmp is not the frontend's, so the job would not find them there."""
+    env = Path(spec.venv or sys.prefix).expanduser().resolve()
+    named = {"environment": env, "repository": REPO_ROOT.resolve(), "runs": _out(spec).resolve()}
+    data = spec.data or os.environ.get("COURSEKIT_DATA")
+    if data:
+        named["data"] = Path(data).expanduser().resolve()
+    return [f"{what} {path}" for what, path in named.items()
+            if path == Path("/tmp") or Path("/tmp") in path.parents]  # fmt: skip
+
+
 def write_job_script(spec: JobSpec, path: Path | None = None) -> Path:
     """Write a new job script (executable) and return its path.
 
