@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, ScalarFormatter
 
 from coursekit.analysis import lr_changes
-from coursekit.french import fr_num
+from coursekit.french import fr_num, fr_pct
 from coursekit.settings import figures_dir
 from coursekit.train import history_frame
 
@@ -129,8 +129,30 @@ def plot_runs(
     return fig
 
 
+def french_ticks(fig: Any) -> Any:
+    """Return `fig` with a decimal comma on every linear axis of every Axes (colorbars too).
+
+    Only axes still using matplotlib's default `ScalarFormatter` change: categorical axes
+    (names), log axes and axes given their own formatter (`percent_axis`) keep theirs.
+    `save_figure` calls it, so every saved figure of every notebook is in French.
+    """
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            if type(axis.get_major_formatter()) is ScalarFormatter:
+                axis.set_major_formatter(_CommaFormatter())
+    return fig
+
+
+def percent_axis(axis: Any, decimals: int = 0) -> Any:
+    """Return `axis` (e.g. ax.yaxis) labelling fractions as French percentages ('50 %')."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: fr_pct(v, decimals)))
+    return axis
+
+
 def save_figure(fig: Any, notebook: str, name: str, dpi: int = 120) -> Path:
-    """Save `fig` as `figures/<notebook>/<name>.png` and return the path."""
+    """Save `fig` as `figures/<notebook>/<name>.png`, its ticks in French (`french_ticks`),
+    and return the path."""
+    french_ticks(fig)
     path = figures_dir(notebook) / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path

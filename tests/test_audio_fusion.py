@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from coursekit.audio import fusion, lesson
 from coursekit.audio.data import load_waveforms, logmel
@@ -35,12 +36,25 @@ def test_pair_images_matches_digits_reproducibly():
         fusion.pair_images(np.array([3]), image_labels)
 
 
-def test_noisy_recordings_lower_the_snr(data):
-    table = data.table.iloc[:8]
-    clean = logmel(load_waveforms(table), data.mel)
-    mild = fusion.noisy_recordings(table, data.mel, snr_db=20)
-    loud = fusion.noisy_recordings(table, data.mel, snr_db=-10)
-    assert (mild - clean).abs().mean() < (loud - clean).abs().mean()
+def test_noisy_recordings_have_the_asked_snr(data):
+    table, mel = data.table.iloc[:8], data.mel
+    waves = load_waveforms(table, mel.sample_rate, mel.n_samples, mel.align)
+    lengths = torch.as_tensor(
+        np.minimum(np.round(table["duration"].to_numpy() * mel.sample_rate), mel.n_samples)
+    ).long()
+    assert (lengths < mel.n_samples).any()  # some recordings are padded
+    for snr_db in (-5.0, 20.0):
+        noise = fusion.add_noise(waves, lengths, snr_db) - waves
+        for wave, extra, n in zip(waves, noise, lengths.tolist(), strict=True):
+            measured = 10 * np.log10(wave[:n].pow(2).mean() / extra[:n].pow(2).mean())
+            assert measured == pytest.approx(snr_db, abs=0.3)
+            assert (extra[n:] == 0).all()  # the padding stays silent
+    # The features the notebook uses are those of exactly these noisy waves.
+    noisy = fusion.noisy_recordings(table, mel, snr_db=-5.0)
+    assert torch.equal(noisy, logmel(fusion.add_noise(waves, lengths, -5.0), mel))
+    clean = logmel(waves, mel)
+    mild = fusion.noisy_recordings(table, mel, snr_db=20)
+    assert (mild - clean).abs().mean() < (noisy - clean).abs().mean()
 
 
 def test_fusion_experiment_on_fixtures(data, fixture_data: Path, one_thread, capsys):

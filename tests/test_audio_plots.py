@@ -48,3 +48,34 @@ def test_figures_have_a_mel_axis_in_hz(data):
                                   dtype=torch.long)})
     assert len(fig.axes) == 2 and fig.axes[0].get_xlabel() == "chiffre prédit"
     plt.close("all")
+
+
+def test_durations_share_one_set_of_bins(data):
+    import matplotlib.pyplot as plt
+
+    fig = plots.plot_durations(data.table, kept=0.5)
+    ax = fig.axes[0]
+    speakers = sorted(data.table["speaker"].unique())
+    assert len(ax.containers) == len(speakers)
+    lefts = [[bar.get_x() for bar in bars] for bars in ax.containers]
+    assert all(np.allclose(x, lefts[0]) for x in lefts)  # the same bins for every speaker
+    counts = [sum(bar.get_height() for bar in bars) for bars in ax.containers]
+    assert counts == data.table.groupby("speaker").size().loc[speakers].tolist()
+    plt.close(fig)
+
+
+def test_leakage_legend_leaves_the_bars_visible_and_accuracies_are_in_percent():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    accuracies = pd.Series([0.95, 0.2, 0.9, 0.6], index=["alba", "bruno", "chloe", "dmitri"])
+    fig = plots.plot_leakage(accuracies, 0.97)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    axes_box = ax.get_window_extent()
+    assert legend.y1 <= axes_box.y0 + 1  # below the axes: it hides no bar
+    assert [b.get_height() for b in ax.containers[0]] == accuracies.tolist()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "100\N{NO-BREAK SPACE}%" in labels and all(t.endswith("%") for t in labels)
+    plt.close(fig)

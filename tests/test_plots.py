@@ -5,6 +5,8 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 from coursekit.plots import (  # noqa: E402
+    french_ticks,
+    percent_axis,
     plot_history,
     plot_lr_steps,
     plot_runs,
@@ -90,3 +92,26 @@ def test_study_figures_without_plotly(tmp_path, toy_study):
     for name, fig in figures.items():
         fig.savefig(tmp_path / f"{name}.png")
     assert "importances" not in study_figures(toy_study(1))
+
+
+def test_saved_figures_have_decimal_commas_on_every_linear_axis(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("COURSEKIT_FIGURES", str(tmp_path))
+    fig, (ax, bars, pct) = plt.subplots(1, 3)
+    image = ax.imshow([[0.0, 0.25], [0.5, 0.75]], extent=(0, 0.5, 0, 1.5))
+    fig.colorbar(image)
+    bars.bar(["alba", "bruno"], [0.5, 0.75])  # names stay names
+    pct.plot([0, 1], [0.2, 0.9])
+    percent_axis(pct.yaxis)
+    save_figure(fig, "99_test", "commas")
+    fig.canvas.draw()
+    for axes in fig.axes:  # the colorbar's axis too
+        for axis in (axes.xaxis, axes.yaxis):
+            assert not any("." in t.get_text() for t in axis.get_ticklabels())
+    for axis in (ax.xaxis, ax.yaxis, fig.axes[-1].yaxis):  # the image and its colorbar
+        assert any("," in t.get_text() for t in axis.get_ticklabels())
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["alba", "bruno"]
+    assert all(t.get_text().endswith("\N{NO-BREAK SPACE}%") for t in pct.get_yticklabels())
+    assert french_ticks(fig) is fig
+    plt.close(fig)

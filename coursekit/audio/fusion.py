@@ -104,12 +104,19 @@ def noisy_recordings(table: pd.DataFrame, mel: MelConfig, snr_db: float, seed: i
     lengths = np.minimum(
         np.round(table["duration"].to_numpy() * mel.sample_rate).astype(int), mel.n_samples
     )
-    mask = torch.arange(mel.n_samples)[None, :] < torch.as_tensor(lengths)[:, None]
+    return logmel(add_noise(waves, torch.as_tensor(lengths), snr_db, seed), mel)
+
+
+def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, seed: int = 0
+              ) -> torch.Tensor:
+    """Return waves (N, L) plus white noise over each one's first lengths[i] samples (the
+    padding stays silent), scaled so that signal power / noise power is `snr_db` dB."""
+    mask = torch.arange(waves.shape[1])[None, :] < lengths[:, None]
     power = (waves**2 * mask).sum(1) / mask.sum(1)
     generator = torch.Generator().manual_seed(seed)
     scale = (power * 10 ** (-snr_db / 10)).sqrt()[:, None]
     noise = torch.randn(waves.shape, generator=generator) * scale
-    return logmel(waves + noise * mask, mel)
+    return waves + noise * mask
 
 
 def _fit(model: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, epochs: int,
@@ -117,7 +124,7 @@ def _fit(model: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, epochs: 
          seed: int, device: str, lr: float, verbose: bool) -> History:
     """Train `model` on in-memory inputs with Adam (no validation); return its History."""
     seed_everything(seed)
-    batches = Batches(inputs, y, 32, shuffle=True, transforms=transforms, seed=seed)
+    batches = Batches(inputs, y, 32, shuffle=True, transforms=transforms)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     return fit(model, batches, None, epochs=epochs, optimizer=optimizer,
                device=get_device(device), checkpoint=checkpoint, restart=retrain,
@@ -178,7 +185,7 @@ def train_fusion_models(
                            modality_dropout=config.modality_dropout)
     say("réseau 3/3 : la fusion des caractéristiques (son + image)", flush=True)
     _fit(fusion, [sets["x_train"], sets["x_image_train"]], sets["y_train"],
-         config.fusion_epochs, [augmenter(a, data.mel, a.seed), None], checkpoints["fusion"],
+         config.fusion_epochs, [augmenter(a, data.mel), None], checkpoints["fusion"],
          retrain, a.seed, a.device, a.lr, verbose)
     return {"audio": audio, "image": image, "fusion": fusion}, sets
 

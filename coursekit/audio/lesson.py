@@ -29,6 +29,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from coursekit.analysis import accuracy_band, verdict
 from coursekit.audio.data import (
     MelConfig,
     audio_table,
@@ -48,8 +49,8 @@ from coursekit.audio.transforms import (
     utterance_normalize,
     with_deltas,
 )
-from coursekit.checkpoint import config_name
-from coursekit.settings import get_device, seed_everything
+from coursekit.checkpoint import config_name, load_checkpoint
+from coursekit.settings import get_device, seed_everything, smoke_mode
 from coursekit.train import History, evaluate, fit, predict
 
 SPLITS = ("random", "speaker")
@@ -57,6 +58,10 @@ SCHEDULES = ("constant", "cosine")
 EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
 NEW_FIELDS = {"ensemble": 1, "adapt": 0.0}  # AudioConfig fields left out of names when at these
+# Appended to every verdict the notebook prints in smoke mode (as notebook 03 warns of its
+# random weights): the 4 artificial voices say nothing of real speech.
+SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict ne dit rien de la "
+                 "parole réelle.")
 
 # The recipe of notebook 02 (AudioConfig fields), chosen on the validation speakers of the
 # 3-speaker FSDD sample by the notebook's complement (greedy selection, see
@@ -306,18 +311,21 @@ def normalizer(
     return utterance_normalize
 
 
-def augmenter(config: AudioConfig, mel: MelConfig, seed: int) -> Callable | None:
+def augmenter(config: AudioConfig, mel: MelConfig) -> Callable | None:
     """Return the training-batch transform (B, 1, F, T) -> (B, 1, F, T) of the config,
-    or None when it asks for no augmentation."""
+    or None when it asks for no augmentation.
+
+    Every random draw comes from torch's global generator, which `seed_everything` seeds
+    and `fit` saves in each checkpoint: a resumed training draws what an unbroken one would.
+    """
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
-    generator = torch.Generator().manual_seed(seed)
     if config.freq_warp > 0:
         centres = mel_frequencies(mel)[band_slice(config, mel)]
-        steps.append(lambda x: freq_warp(x, config.freq_warp, centres, generator))
+        steps.append(lambda x: freq_warp(x, config.freq_warp, centres))
     if config.time_stretch > 0:
-        steps.append(lambda x: time_stretch(x, config.time_stretch, generator))
+        steps.append(lambda x: time_stretch(x, config.time_stretch))
     if config.time_shift > 0:
-        steps.append(lambda x: time_shift(x, config.time_shift, generator))
+        steps.append(lambda x: time_shift(x, config.time_shift))
     for _ in range(config.n_masks if config.freq_mask else 0):
         steps.append(torchaudio.transforms.FrequencyMasking(config.freq_mask, iid_masks=True))
     for _ in range(config.n_masks if config.time_mask else 0):
@@ -338,26 +346,25 @@ class Batches:
 
     inputs: tensors with the same first dimension N; transforms: one callable or None per
     input, applied to each batch (training augmentation); shuffle: a new order per epoch,
-    drawn from a generator seeded once (the run stays reproducible).
+    drawn from torch's global generator, which `seed_everything` seeds and `fit` saves in
+    each checkpoint (a private generator would restart at its seed when a run resumes).
     """
 
     def __init__(
         self, inputs: Sequence[torch.Tensor], y: torch.Tensor, batch_size: int,
         shuffle: bool = False, transforms: Sequence[Callable | None] | None = None,
-        seed: int = 0,
     ) -> None:
         if any(len(t) != len(y) for t in inputs):
             raise ValueError(f"inputs of lengths {[len(t) for t in inputs]} vs {len(y)} labels")
         self.inputs, self.y, self.batch_size, self.shuffle = list(inputs), y, batch_size, shuffle
         self.transforms = list(transforms) if transforms else [None] * len(self.inputs)
-        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return -(-len(self.y) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = torch.randperm(n) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             parts = [t[idx] if f is None else f(t[idx])
@@ -427,10 +434,12 @@ def run(
     extra: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, History]:
     """Return (trained network, History) of one training; val_* columns are measured on
-    the config's evaluation rows (test or validation, see AudioConfig.eval).
+    the config's evaluation rows (test or validation, see AudioConfig.eval), train_eval_*
+    on the training rows in eval mode without augmentation after each epoch.
 
     data: the recordings and features (default: `load_audio()`). checkpoint: written after
-    every epoch; a finished one is loaded instead of training again (retrain: train anyway).
+    every epoch; a finished one is loaded instead of training again (retrain: train anyway;
+    one written before the train_eval_* columns existed is trained again).
     extra: (network inputs (M, C, F', T), labels (M,)) added to the training set; with
     config.adapt > 0 and no extra, they are the teacher's `pseudo_labels`. With
     config.ensemble > 1, see `run_ensemble`.
@@ -450,15 +459,35 @@ def run(
     if extra is not None:
         x_train, y_train = torch.cat([x_train, extra[0]]), torch.cat([y_train, extra[1]])
     train = Batches([x_train], y_train, config.batch_size, shuffle=True,
-                    transforms=[augmenter(config, data.mel, config.seed)], seed=config.seed)
+                    transforms=[augmenter(config, data.mel)])
     val = Batches([parts["x_eval"]], parts["y_eval"], 256)
+    # The training set re-measured after each epoch in eval mode (no dropout) and without
+    # augmentation: the accuracy to compare with the evaluation's (train_acc is the mean
+    # during the epoch, dropout and augmentation on). fit's eval_train would re-read the
+    # shuffled, augmented `train`; a hook reads the plain tensors instead.
+    plain = Batches([x_train], y_train, 256)
+
+    def train_eval(net: nn.Module, epoch: int) -> dict[str, float]:
+        scores = evaluate(net, plain, device=device)
+        return {"train_eval_loss": scores["loss"], "train_eval_acc": scores["acc"]}
+
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                  if config.schedule == "cosine" else None)
     history = fit(model, train, val, epochs=config.epochs, optimizer=optimizer, device=device,
-                  scheduler=scheduler, checkpoint=checkpoint, restart=retrain, verbose=verbose)
+                  scheduler=scheduler, checkpoint=checkpoint, epoch_metrics=train_eval,
+                  restart=retrain or lacks_train_eval(checkpoint), verbose=verbose)
     return model, history
+
+
+def lacks_train_eval(checkpoint: str | Path | None) -> bool:
+    """Return True when `checkpoint` is a file whose history has no train_eval_acc column
+    (written before `run` measured it): such a training is done again, not reloaded."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return False
+    rows = load_checkpoint(checkpoint).get("history") or []
+    return bool(rows) and "train_eval_acc" not in rows[-1]
 
 
 def sibling(checkpoint: str | Path | None, config: AudioConfig) -> Path | None:
@@ -471,7 +500,8 @@ def run_ensemble(
     verbose: bool, extra: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[Ensemble, History]:
     """Return (Ensemble of config.ensemble networks, History of one row: the members' mean
-    train_loss and train_acc at their last epoch, the ensemble's val_loss and val_acc).
+    train_loss, train_acc and train_eval_* at their last epoch, the ensemble's val_loss and
+    val_acc).
 
     Member k is `run(config with ensemble=1 and seed=config.seed + k)`, its checkpoint named
     after its own config next to `checkpoint`: member 0 is the single network of the same
@@ -491,8 +521,8 @@ def run_ensemble(
     model = Ensemble(nets)
     parts = prepare(config, data)
     scores = evaluate(model, Batches([parts["x_eval"]], parts["y_eval"], 256))
-    row = {"epoch": config.epochs,
-           **{key: float(np.mean([r[key] for r in rows])) for key in ("train_loss", "train_acc")},
+    means = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc")
+    row = {"epoch": config.epochs, **{key: float(np.mean([r[key] for r in rows])) for key in means},
            "val_loss": scores["loss"], "val_acc": scores["acc"]}
     return model, History(rows=[row], stopped_reason=f"ensemble of {config.ensemble}")
 
@@ -535,8 +565,9 @@ def speaker_runs(
     retrain: bool = False, verbose: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, History]]:
     """Return (table, {speaker: History}) of leave-one-speaker-out: one table row per held-out
-    speaker with n_train, n_eval, eval_acc (final epoch), train_acc (last epoch, during
-    training); with eval='validation' the evaluation is that fold's validation speaker.
+    speaker with n_train, n_eval, eval_acc (final epoch), train_eval_acc (the training set
+    re-measured in eval mode, without augmentation, after the final epoch); with
+    eval='validation' the evaluation is that fold's validation speaker.
 
     Each fold is `run(replace(config, split='speaker', test_speaker=s), checkpoint=
     checkpoint_for(that config))`: every training keeps its own checkpoint. verbose: a
@@ -555,6 +586,33 @@ def speaker_runs(
         n_train, n_eval = (len(r) for r in split_rows(data.table, fold))
         last = history.rows[-1]
         rows.append({"speaker": speaker, "n_train": n_train, "n_eval": n_eval,
-                     "eval_acc": last["val_acc"], "train_acc": last["train_acc"]})
+                     "eval_acc": last["val_acc"], "train_eval_acc": last["train_eval_acc"]})
         histories[speaker] = history
     return pd.DataFrame(rows).set_index("speaker"), histories
+
+
+def gap_verdict(random: History, n_random: int, folds: pd.DataFrame) -> dict[str, Any]:
+    """Return the train/evaluation accuracy gaps and whether new voices widen them: keys
+    random (gap of the random split), folds (gap of each held-out speaker, a Series), delta
+    (mean fold gap minus the random one), band (its noise) and verdict (`verdict`).
+
+    A gap is the final training accuracy re-measured in eval mode (train_eval_acc) minus
+    the evaluation accuracy; every fold counts, so no speaker is picked after the run.
+    folds: a `speaker_runs` table. The noise band is `accuracy_band` of the mean fold
+    accuracy and the random split's, on the smaller of their file counts (n_random test
+    files, all the folds' evaluated files): the training accuracies, measured on many more
+    files, add little noise.
+    """
+    last = random.rows[-1]
+    gap_random = last["train_eval_acc"] - last["val_acc"]
+    gaps = folds["train_eval_acc"] - folds["eval_acc"]
+    delta = float(gaps.mean() - gap_random)
+    n = min(n_random, int(folds["n_eval"].sum()))
+    band = accuracy_band(float(folds["eval_acc"].mean()), last["val_acc"], n)
+    return {"random": gap_random, "folds": gaps, "delta": delta, "band": band,
+            "verdict": verdict(delta, band)}
+
+
+def smoke_warned(text: str) -> str:
+    """Return `text`, followed in smoke mode by SMOKE_WARNING (the data are synthetic)."""
+    return f"{text} {SMOKE_WARNING}" if smoke_mode() else text

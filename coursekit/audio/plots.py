@@ -1,5 +1,6 @@
 """Figures of notebook 02: waveform and log-mel spectrogram with a frequency axis in Hz on a
-mel scale, linear against mel spectrograms, STFT settings side by side, confusion matrices."""
+mel scale, linear against mel spectrograms, STFT settings side by side, confusion matrices,
+the recordings' durations and the leakage bars."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 import torchaudio
 
 from coursekit.audio.data import MelConfig, hz_to_mel, mel_frequencies, mel_to_hz, power_to_db
+from coursekit.french import fr_pct
+from coursekit.plots import percent_axis
 
 HZ_TICKS = (0, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000)
 
@@ -132,5 +136,39 @@ def plot_mel_settings(wave: torch.Tensor, mels: Sequence[MelConfig], title: str 
         ax.set_title(f"n_fft={mel.n_fft}, hop={mel.hop_length}, n_mels={mel.n_mels}"
                      + (f"\n{empty} bande(s) vide(s)" if empty else ""), fontsize=9)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_durations(table: pd.DataFrame, kept: float, bins: int = 30) -> Any:
+    """Return a Figure: one histogram of durations per speaker, all on the same bins (so
+    their bars compare), and a dashed line at the `kept` seconds each file is cut to."""
+    edges = np.histogram_bin_edges(table["duration"], bins=bins)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for speaker, durations in table.groupby("speaker")["duration"]:
+        ax.hist(durations, bins=edges, alpha=0.5, label=speaker)
+    ax.axvline(kept, color="black", linestyle="--", label="longueur gardée")
+    ax.set_xlabel("durée (s)")
+    ax.set_ylabel("nombre de fichiers")
+    ax.set_title("Durée des enregistrements par locuteur")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_leakage(accuracies: pd.Series, random_acc: float) -> Any:
+    """Return a Figure: the test accuracy of each held-out speaker (bars, indexed by
+    speaker), the random split's and chance as lines, in %, the legend below the axes."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(accuracies.index, accuracies, color="tab:orange",
+           label="test sur un locuteur absent de l'apprentissage")
+    ax.axhline(random_acc, color="tab:blue", linestyle="--",
+               label="séparation aléatoire (locuteurs partagés)")
+    ax.axhline(0.1, color="gray", linestyle=":", label=f"hasard ({fr_pct(0.1, 0)})")
+    ax.set_ylim(0, 1)
+    percent_axis(ax.yaxis)
+    ax.set_ylabel("accuracy de test")
+    ax.set_title("Même réseau, deux façons de séparer les données")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
+              frameon=False)
     fig.tight_layout()
     return fig

@@ -3,7 +3,8 @@ duration normalization, deltas, and the training augmentations (time shift, spea
 stretch, vocal tract length perturbation).
 
 Every function takes log-mel spectrograms as tensors, (N, F, T) or batches (B, C, F, T),
-and returns a tensor of the same layout; the random ones draw from the generator given.
+and returns a tensor of the same layout; the random ones draw from the generator given
+(None: torch's global one).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def with_deltas(x: torch.Tensor) -> torch.Tensor:
 # --- augmentation (training batches only) ------------------------------------------------
 
 
-def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+               ) -> torch.Tensor:
     """Return x (B, C, F, T) with each item shifted in time by an integer in
     [-max_shift, max_shift]; the frames uncovered take the item's minimum (silence)."""
     b, _, _, t = x.shape
@@ -104,7 +106,7 @@ def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
     return torch.where(valid[:, None, None, :], x.gather(3, index), floor)
 
 
-def time_stretch(x: torch.Tensor, max_stretch: float, generator: torch.Generator
+def time_stretch(x: torch.Tensor, max_stretch: float, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
     """Return x (B, C, F, T) with each item's time axis stretched by a random factor
     r in [1 - max_stretch, 1 + max_stretch] from its first frame (r > 1: slower speech);
@@ -120,7 +122,8 @@ def time_stretch(x: torch.Tensor, max_stretch: float, generator: torch.Generator
 
 
 def freq_warp(
-    x: torch.Tensor, max_warp: float, centres: np.ndarray, generator: torch.Generator
+    x: torch.Tensor, max_warp: float, centres: np.ndarray,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Return x (B, C, F, T) with each item's frequency axis scaled by a random factor
     a in [1 - max_warp, 1 + max_warp]: band j takes the (interpolated) value found at
