@@ -42,14 +42,17 @@ def test_magnitude_zero_is_the_identity_on_image_and_heatmaps(transform, cat32):
 
 
 @pytest.mark.parametrize("transform", list(lcam.TRANSFORMS))
-def test_magnitudes_grow_and_so_does_the_change(transform, cat32):
+def test_ten_magnitudes_above_zero_grow_and_so_does_the_change(transform, cat32):
     mags = lcam.magnitudes(transform)
-    assert len(mags) == lcam.STEPS and mags[0] == 0 and np.all(np.diff(mags) > 0)
+    assert len(mags) == lcam.STEPS == 10 and mags[0] > 0 and np.all(np.diff(mags) > 0)
+    assert mags[-1] == pytest.approx(lcam.TRANSFORMS[transform].max_magnitude)
+    full = lcam.study_magnitudes(transform)
+    assert full[0] == 0 and np.array_equal(full[1:], mags)  # the original, apart
     change = [
         np.abs(lcam.apply_transform(transform, m, cat32)[0].astype(float) - cat32).mean()
         for m in mags
     ]
-    assert np.all(np.diff(change) > 0), change
+    assert change[0] > 0 and np.all(np.diff(change) > 0), change
 
 
 @pytest.mark.parametrize("transform", list(lcam.TRANSFORMS))
@@ -129,14 +132,15 @@ def test_sensitivity_study_rows_and_identity_step(cifar_net, cat32):
     images = np.stack([cat32, cat32[::-1]])
     study = lcam.sensitivity_study(cifar_net, images, 3, ["gradcam", "cam"], ["shear", "contrast"],
                                    steps=3)  # fmt: skip
-    assert len(study) == 2 * 2 * 2 * 3
+    assert len(study) == 2 * 2 * 2 * (3 + 1)  # the original (step 0) and 3 magnitudes > 0
+    assert (study.loc[study["step"] > 0, "magnitude"] > 0).all()
     assert set(study.columns) >= {"prob", "rank", "pearson", "iou", "energy", "pointing"}
     first = study[study["step"] == 0].dropna(subset=["iou"])
     assert len(first) and (first["iou"] == 1).all()
     np.testing.assert_allclose(first["pearson"], 1, atol=1e-4)
     assert study["rank"].between(1, 10).all() and study["prob"].between(0, 1).all()
     curves = lcam.sensitivity_curves(study)
-    assert len(curves) == 2 * 2 * 3
+    assert len(curves) == 2 * 2 * 4
     summary = lcam.sensitivity_summary(curves)
     assert summary.loc[("shear", "gradcam"), "prob_0"] == pytest.approx(
         study.query("transform == 'shear' and step == 0")["prob"].mean()

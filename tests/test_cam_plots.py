@@ -51,9 +51,14 @@ def test_plot_methods_and_roles_carry_the_caption(cifar_net, cat32):
     assert fig.axes[0].get_title().startswith("un objet\np = ")
 
 
-def test_plot_transform_grid_shows_every_magnitude(cifar_net, cat32):
+def test_plot_transform_grid_shows_every_magnitude_and_the_original_apart(cifar_net, cat32):
     fig = pcam.plot_transform_grid(cifar_net, cat32, 3, "gradcam", "shear", steps=3)
-    assert len(fig.axes) == 6 and fig.axes[0].get_title() == "0"
+    assert len(fig.axes) == 2 * (1 + 3)  # the original and 3 transformed images, two rows
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    assert titles == ["origine\n(référence)", "15", "30", "45"]
+    assert fig.axes[1].get_position().x0 - fig.axes[0].get_position().x1 > (
+        fig.axes[2].get_position().x0 - fig.axes[1].get_position().x1
+    )  # a wider gap after the original
     assert fig._suptitle.get_text().startswith("cisaillement (angle (degrés))")
 
 
@@ -68,7 +73,7 @@ def test_plot_curves_one_panel_per_transform_and_metric(cifar_net, cat32):
 def test_explorer_updates_without_error(cifar_net, cat32, monkeypatch):
     widget = pcam.explorer(cifar_net, cat32, 3, ["gradcam", "layercam"], ["shear", "contrast"])
     method, transform, step = widget.children[:3]
-    method.value, transform.value, step.value = "layercam", "contrast", 9
-    assert widget.kwargs == {"method": "layercam", "transform": "contrast", "step": 9}
+    method.value, transform.value, step.value = "layercam", "contrast", 10
+    assert widget.kwargs == {"method": "layercam", "transform": "contrast", "step": 10}
     monkeypatch.setenv("COURSEKIT_SMOKE", "1")
     assert not pcam.interactive_session()

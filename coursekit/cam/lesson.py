@@ -6,13 +6,19 @@ when the image is transformed (imgaug).
   images.
 - `compute_cams`: maps (N, H, W) in [0, 1] at the image's size, and class probabilities.
 - `TRANSFORMS`: brightness, contrast, shear, elastic distortion, scale, perspective, each
-  with `STEPS` deterministic magnitudes from 0 (the identity) upwards; `apply_transform`
-  warps CAM heatmaps with the image (imgaug augments both with the same parameters).
+  with `STEPS` deterministic magnitudes > 0 (the original image, magnitude 0, is the
+  reference apart); `apply_transform` warps CAM heatmaps with the image (imgaug augments
+  both with the same parameters).
 - `consistency`: the CAM of a transformed image against the reference CAM warped by the
   same transform (Pearson correlation, IoU of the top-20 % regions, energy share and
   pointing game in the reference's top region); `sensitivity_study` tabulates it with the
   class probability and rank for every transform, magnitude and method.
-- `method_maps`, `agreement`, `quadrant_shares`: the methods compared on one image.
+- `rank_sentence`: when the class stops being ranked first, true whatever the ranks.
+- `image_scores`, `bootstrap_band`, `compare_items`, `ranked`, `extremes_sentence`: methods
+  and transforms compared over the study's images, only beyond a bootstrap noise band, with
+  the workbook's one rule `coursekit.analysis.verdict`.
+- `method_maps`, `agreement`, `quadrant_shares`, `map_observation`: maps compared and
+  described (where their mass lies, how much of it each object of a mosaic gets).
 
 The figures (overlays, grids, curves, the explorer) are drawn by `coursekit.cam.plots`.
 """
@@ -29,10 +35,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from coursekit.analysis import verdict
 from coursekit.cam.augment import iaa
 from coursekit.cam.backbones import Backbone
+from coursekit.french import fr_int, fr_num, fr_pct
 
-STEPS = 10  # magnitudes per transform, the sheet's "10 images"
+STEPS = 10  # transformed images per transform, the sheet's "10 images" (magnitudes > 0)
 TOP_FRACTION = 0.2  # the "important" region of a map: its top 20 % pixels
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ROLES = {"one": "un objet", "several": "plusieurs objets", "none": "aucun objet"}
@@ -135,6 +143,52 @@ def user_images(folder: str | Path, size: int) -> dict[str, np.ndarray]:
                 with Image.open(path) as im:
                     found[role] = square(np.asarray(im.convert("RGB")), size)
     return found
+
+
+def class_images(folder: str | Path, size: int) -> list[np.ndarray]:
+    """Return the images of the class in `folder`, uint8 (size, size, 3), the `one` image first.
+
+    Every image file except the 'several' and 'none' roles (plusieurs.*, aucun.*, ...) is
+    taken as one more image of the class (un.jpg, chat2.jpg, ...); a missing folder gives [].
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    skip = set(ROLE_STEMS["several"]) | set(ROLE_STEMS["none"])
+    paths = [p for p in sorted(folder.iterdir())
+             if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.lower() not in skip]  # fmt: skip
+    paths.sort(key=lambda p: p.stem.lower() not in ROLE_STEMS["one"])  # stable: `one` first
+    found = []
+    for path in paths:
+        with Image.open(path) as im:
+            found.append(square(np.asarray(im.convert("RGB")), size))
+    return found
+
+
+def imagenet_images(
+    folder: str | Path, size: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str]]:
+    """Return ({'one', 'several', 'none'}, study images (N, size, size, 3), {role: source}).
+
+    The students' files of `folder` (`user_images`) replace scikit-image's samples
+    (`default_images`). Without a `several` file, four or more images of the class
+    (`class_images`) make a 2x2 mosaic of four different objects; otherwise the default
+    mosaic shows scikit-image's only cat four times, and its source says so. The study
+    images are the class images of the folder, or the `one` image alone.
+    """
+    images = default_images(size)
+    sources = {role: "scikit-image" for role in images}
+    sources["several"] = "scikit-image : le même chat sous quatre vues (un seul chat disponible)"
+    own = user_images(folder, size)
+    images.update(own)
+    sources.update({role: f"votre image ({folder})" for role in own})
+    instances = class_images(folder, size)
+    half = max(size // 2, 1)
+    if "several" not in own and len(instances) >= 4:
+        images["several"] = square(mosaic([square(im, half) for im in instances[:4]]), size)
+        sources["several"] = f"mosaïque de 4 de vos images différentes ({folder})"
+    study = np.stack(instances) if instances else images["one"][None]
+    return images, study, sources
 
 
 def cifar10_images(
@@ -292,12 +346,20 @@ TRANSFORMS: dict[str, Transform] = {
 
 
 def magnitudes(transform: str, steps: int = STEPS) -> np.ndarray:
-    """Return `steps` evenly spaced magnitudes of `transform`, from 0 to its largest."""
+    """Return `steps` evenly spaced magnitudes > 0 of `transform`, up to its largest.
+
+    Magnitude 0 (the original image) is not among them: it is the reference, shown apart.
+    """
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {tuple(TRANSFORMS)}, got {transform!r}")
-    if steps < 2:
-        raise ValueError(f"need at least 2 magnitudes, got {steps}")
-    return np.linspace(0.0, TRANSFORMS[transform].max_magnitude, steps)
+    if steps < 1:
+        raise ValueError(f"need at least 1 magnitude, got {steps}")
+    return TRANSFORMS[transform].max_magnitude * np.arange(1, steps + 1) / steps
+
+
+def study_magnitudes(transform: str, steps: int = STEPS) -> np.ndarray:
+    """Return [0, *magnitudes(transform, steps)]: the original (step 0), then `steps` others."""
+    return np.concatenate([[0.0], magnitudes(transform, steps)])
 
 
 def apply_transform(
@@ -379,8 +441,9 @@ def sensitivity_study(
     """Return one row per (image, method, transform, step): the class's probability and rank
     and the `consistency` of the transformed image's map with the warped reference map.
 
-    images: uint8 (N, H, W, 3). Columns: image, method, transform, step, magnitude, prob,
-    rank, pearson, iou, energy, pointing.
+    images: uint8 (N, H, W, 3). Step 0 is the original image (magnitude 0, the reference),
+    steps 1..`steps` the transformed images (`magnitudes`). Columns: image, method,
+    transform, step, magnitude, prob, rank, pearson, iou, energy, pointing.
     """
     images = np.asarray(images)
     if images.ndim == 3:
@@ -390,7 +453,7 @@ def sensitivity_study(
     rows = []
     for transform in transforms:
         # All magnitudes of one transform in one batch: one forward/backward per method.
-        mags = magnitudes(transform, steps)
+        mags = study_magnitudes(transform, steps)
         pairs = [apply_transform(transform, m, img, ref, seed)
                  for m in mags for img, ref in zip(images, refs, strict=True)]  # fmt: skip
         moved = np.stack([p[0] for p in pairs])  # (steps * N, H, W, 3), magnitude-major
@@ -423,21 +486,22 @@ def sensitivity_curves(study: pd.DataFrame) -> pd.DataFrame:
 def sensitivity_summary(curves: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
     """Return the headline numbers per (transform, method) from `sensitivity_curves`.
 
-    prob_0, prob_max: mean probability at magnitude 0 and at the largest magnitude;
-    top1_0, top1_max: share of images whose class is ranked first at those magnitudes;
+    prob_0, prob_max: mean probability on the original (step 0) and at the largest
+    magnitude; top1_0, top1_max: share of images whose class is ranked first there;
     iou_max, pearson_max: mean consistency at the largest magnitude; iou_mean: mean IoU
-    over all magnitudes (higher: more stable maps); iou_break: the first magnitude whose
-    mean IoU falls below `threshold` (NaN: never).
+    over the transformed magnitudes (step > 0; higher: more stable maps); iou_break: the
+    first magnitude whose mean IoU falls below `threshold` (NaN: never).
     """
     rows = {}
     for (transform, method), g in curves.groupby(["transform", "method"], sort=False):
         g = g.sort_values("step")
-        below = g.loc[g["iou"] < threshold, "magnitude"]
+        moved = g[g["step"] > 0]
+        below = moved.loc[moved["iou"] < threshold, "magnitude"]
         rows[(transform, method)] = {
             "prob_0": g["prob"].iloc[0], "prob_max": g["prob"].iloc[-1],
             "top1_0": g["top1"].iloc[0], "top1_max": g["top1"].iloc[-1],
             "iou_max": g["iou"].iloc[-1],
-            "pearson_max": g["pearson"].iloc[-1], "iou_mean": g["iou"].mean(),
+            "pearson_max": g["pearson"].iloc[-1], "iou_mean": moved["iou"].mean(),
             "iou_break": below.iloc[0] if len(below) else np.nan,
         }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["transform", "method"])
@@ -452,6 +516,140 @@ def transform_ranking(summary: pd.DataFrame) -> pd.DataFrame:
     """
     cols = ["prob_0", "prob_max", "top1_0", "top1_max", "iou_mean", "iou_max", "pearson_max"]
     return summary.groupby(level="transform", sort=False)[cols].mean().sort_values("iou_mean")
+
+
+def rank_sentence(magnitudes: Sequence[float], ranks: Sequence[int], digits: int = 3) -> str:
+    """Return a French clause saying when the class is ranked first, true whatever the ranks.
+
+    magnitudes, ranks: the original image first (magnitude 0), then the transformed ones in
+    increasing magnitude. Four cases: never first; first on the original then lost (for
+    good, or regained later); not first on the original but first at some magnitude;
+    always first.
+    """
+    mags, ranks = np.asarray(magnitudes, dtype=float), np.asarray(ranks, dtype=int)
+    if len(mags) != len(ranks) or len(mags) < 2 or mags[0] != 0:
+        raise ValueError("give the original (magnitude 0) first, then at least one magnitude")
+    first = ranks == 1
+    n = len(mags) - 1
+    if first.all():
+        return f"la classe reste en tête sur l'image d'origine et aux {fr_int(n)} magnitudes"
+    if not first.any():
+        return (f"la classe n'est en tête ni sur l'image d'origine (rang {fr_int(ranks[0])}) "
+                f"ni à aucune des {fr_int(n)} magnitudes")  # fmt: skip
+    if not first[0]:
+        won = mags[1:][first[1:]]
+        return (f"la classe n'est pas en tête sur l'image d'origine (rang {fr_int(ranks[0])}) "
+                f"mais l'est à {fr_int(len(won))} des {fr_int(n)} magnitudes, dès la "
+                f"magnitude {fr_num(won[0], digits)}")  # fmt: skip
+    k = int(np.argmin(first))  # first magnitude where it is not first (k >= 1)
+    lost = (
+        f"la classe, en tête sur l'image d'origine, ne l'est plus à la magnitude "
+        f"{fr_num(mags[k], digits)} (rang {fr_int(ranks[k])})"
+    )
+    back = int(first[k + 1 :].sum())
+    if back == 0:
+        return lost + " ni à aucune magnitude plus forte"
+    return lost + f", mais le redevient à {fr_int(back)} des {fr_int(n - k)} magnitudes plus fortes"
+
+
+def image_scores(study: pd.DataFrame, by: str, score: str) -> pd.DataFrame:
+    """Return one score per image (rows) and value of `by` (columns) from `sensitivity_study`.
+
+    score 'iou' or 'pearson': the mean over the transformed images (step > 0) and the
+    other key; 'prob_change': the class's probability at the largest magnitude minus on
+    the original, averaged over the methods (it does not depend on them).
+    """
+    if by not in ("transform", "method"):
+        raise ValueError(f"by must be 'transform' or 'method', got {by!r}")
+    if score in ("iou", "pearson"):
+        moved = study[study["step"] > 0]
+        return moved.pivot_table(index="image", columns=by, values=score, aggfunc="mean",
+                                 sort=False)  # fmt: skip
+    if score != "prob_change":
+        raise ValueError(f"score must be 'iou', 'pearson' or 'prob_change', got {score!r}")
+    last = study.groupby("transform")["step"].transform("max")
+    end = study[study["step"] == last].set_index(["image", "method", "transform"])["prob"]
+    start = study[study["step"] == 0].set_index(["image", "method", "transform"])["prob"]
+    change = (end - start).rename("change").reset_index()
+    return change.pivot_table(index="image", columns=by, values="change", aggfunc="mean",
+                              sort=False)  # fmt: skip
+
+
+def bootstrap_band(values: Sequence[float], n_boot: int = 2000, z: float = 1.96,
+                   seed: int = 0) -> float:  # fmt: skip
+    """Return the noise band (half-width) of the mean of `values`: z x its bootstrap SE.
+
+    NaN values are left out; with fewer than 2 values the noise is unknown: infinite band,
+    so that `verdict` calls every difference 'indiscernable'.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
+    return float(z * means.std())
+
+
+def compare_items(scores: pd.DataFrame, a: str, b: str, **band_kw) -> dict:
+    """Return {'delta', 'band', 'verdict', 'n'}: column a against column b of `image_scores`.
+
+    delta: the mean over images of a - b (paired: the same images); band: its
+    `bootstrap_band`; verdict: `coursekit.analysis.verdict(delta, band)` ('mieux': a above b).
+    """
+    d = (scores[a] - scores[b]).dropna()
+    band = bootstrap_band(d.to_numpy(), **band_kw)
+    delta = float(d.mean()) if len(d) else float("nan")
+    return {"delta": delta, "band": band, "verdict": verdict(delta if len(d) else 0.0, band),
+            "n": len(d)}  # fmt: skip
+
+
+def ranked(scores: pd.DataFrame, ascending: bool = False, **band_kw) -> pd.DataFrame:
+    """Return the columns of `image_scores` ranked by their mean over images, with margins.
+
+    Columns: mean, band (noise band of the mean), vs_next (the verdict of this item
+    against the next one, paired over images: 'indiscernable' within the band; '' for
+    the last), n (images).
+    """
+    means = scores.mean().sort_values(ascending=ascending)
+    items = list(means.index)
+    rows = {}
+    for i, item in enumerate(items):
+        nxt = (
+            compare_items(scores, item, items[i + 1], **band_kw)["verdict"]
+            if i + 1 < len(items)
+            else ""
+        )
+        rows[item] = {"mean": float(means[item]),
+                      "band": bootstrap_band(scores[item].to_numpy(), **band_kw),
+                      "vs_next": nxt, "n": int(scores[item].notna().sum())}  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def extremes_sentence(scores: pd.DataFrame, labels: Mapping[str, str], what: str,
+                      fmt: Callable[[float], str] = lambda x: fr_num(x, 2),
+                      **band_kw) -> str:  # fmt: skip
+    """Return a French sentence comparing the highest and lowest columns of `image_scores`.
+
+    It ranks them only when their paired difference lies beyond its bootstrap band
+    (`verdict` 'mieux'); otherwise it calls them 'indiscernable' and gives the margin.
+    """
+    means = scores.mean().dropna().sort_values()
+    if len(means) < 2:
+        raise ValueError("need two items with a score to compare")
+    low, high = means.index[0], means.index[-1]
+    c = compare_items(scores, high, low, **band_kw)
+    margin = (f"marge de bruit inconnue : {fr_int(c['n'])} image" if np.isinf(c["band"])
+              else f"marge ± {fmt(c['band'])} sur {fr_int(c['n'])} images")  # fmt: skip
+    pair = f"{labels[high]} ({fmt(means[high])}) et {labels[low]} ({fmt(means[low])})"
+    if c["verdict"] == "mieux":
+        return (f"{what} : la plus haute avec {labels[high]} ({fmt(means[high])}), la plus "
+                f"basse avec {labels[low]} ({fmt(means[low])}) ; écart {fmt(c['delta'])} "
+                f"au-delà de la {margin} : mieux")  # fmt: skip
+    return (
+        f"{what} : {pair} : indiscernable (écart {fmt(c['delta'])}, dans la {margin}) ; "
+        "aucun classement"
+    )
 
 
 # --- comparing methods -----------------------------------------------------------------
@@ -484,3 +682,34 @@ def quadrant_shares(cam: np.ndarray) -> np.ndarray:
     parts = [cam[:h, :w], cam[:h, w:], cam[h:, :w], cam[h:, w:]]
     total = float(cam.sum())
     return np.array([p.sum() / total if total > 0 else np.nan for p in parts])
+
+
+QUADRANTS = ("haut gauche", "haut droite", "bas gauche", "bas droite")
+
+
+def map_observation(cam: np.ndarray, objects_in_quadrants: bool = False,
+                    threshold: float = 0.15) -> str:  # fmt: skip
+    """Return a French clause saying where the mass of a map (H, W) lies.
+
+    The quadrant shares (`quadrant_shares`), the centre of mass (fractions of width and
+    height) and the share of the map in its top-20 % region; with objects_in_quadrants (a
+    2x2 mosaic, one object per quadrant), how many objects get at least `threshold` of it.
+    """
+    cam = np.asarray(cam, dtype=float)
+    total = cam.sum()
+    if not total > 0:
+        return "carte nulle : aucune zone chaude"
+    shares = quadrant_shares(cam)
+    yy, xx = np.mgrid[: cam.shape[0], : cam.shape[1]]
+    cy, cx = (yy * cam).sum() / total / cam.shape[0], (xx * cam).sum() / total / cam.shape[1]
+    top = float(cam[top_region(cam)].sum() / total)
+    k = int(np.argmax(shares))
+    text = (f"{fr_pct(shares[k], 0)} de la carte dans le quart {QUADRANTS[k]} "
+            f"(quarts {', '.join(fr_pct(x, 0) for x in shares)}) ; centre de masse à "
+            f"{fr_pct(cx, 0)} de la largeur, {fr_pct(cy, 0)} de la hauteur ; les 20 % de "
+            f"pixels les plus forts portent {fr_pct(top, 0)} de la carte")  # fmt: skip
+    if objects_in_quadrants:
+        covered = int((shares >= threshold).sum())
+        text += (f" ; {fr_int(covered)} objet(s) sur 4 reçoivent au moins "
+                 f"{fr_pct(threshold, 0)} de la carte")  # fmt: skip
+    return text

@@ -91,14 +91,19 @@ def plot_transform_grid(
     backbone: Backbone, image: np.ndarray, class_idx: int, method: str, transform: str,
     steps: int = lesson.STEPS, seed: int = 0,
 ) -> plt.Figure:  # fmt: skip
-    """Return a Figure: each magnitude's transformed image (top) and its map (bottom)."""
-    mags = lesson.magnitudes(transform, steps)
+    """Return a Figure: the original apart (the reference, first column, then a gap), then
+    each of the `steps` transformed images (top) with its map (bottom)."""
+    mags = lesson.study_magnitudes(transform, steps)  # 0 (the original), then `steps` others
     moved = np.stack([lesson.apply_transform(transform, m, image, seed=seed)[0] for m in mags])
     cams, probs = lesson.compute_cams(backbone, moved, method, class_idx, seed=seed)
-    fig, axes = plt.subplots(2, steps, figsize=(1.7 * steps, 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, steps + 2, figsize=(1.7 * (steps + 1.3), 4.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 0.3] + [1] * steps})  # fmt: skip
+    for ax in axes[:, 1]:
+        fig.delaxes(ax)
     for j, m in enumerate(mags):
-        _show(axes[0, j], moved[j], f"{fr_num(m, 3)}")
-        _show(axes[1, j], overlay(moved[j], cams[j], display=96),
+        col = 0 if j == 0 else j + 1
+        _show(axes[0, col], moved[j], "origine\n(référence)" if j == 0 else f"{fr_num(m, 3)}")
+        _show(axes[1, col], overlay(moved[j], cams[j], display=96),
               f"p = {fr_pct(float(probs[j, class_idx]), 1)}")  # fmt: skip
     spec = lesson.TRANSFORMS[transform]
     fig.suptitle(
@@ -165,13 +170,14 @@ def explorer(
     backbone: Backbone, image: np.ndarray, class_idx: int, methods: Sequence[str],
     transforms: Sequence[str] = tuple(lesson.TRANSFORMS), steps: int = lesson.STEPS,
 ):  # fmt: skip
-    """Return an ipywidgets `interactive`: method, transform and magnitude step; it shows
-    the transformed image, its map and the warped reference map with their consistency."""
+    """Return an ipywidgets `interactive`: method, transform and magnitude step (0: the
+    original); it shows the transformed image, its map and the warped reference map with
+    their consistency."""
     import ipywidgets as widgets
 
     def show(method: str, transform: str, step: int) -> None:
         ref = lesson.compute_cams(backbone, image, method, class_idx)[0][0]
-        magnitude = lesson.magnitudes(transform, steps)[step]
+        magnitude = lesson.study_magnitudes(transform, steps)[step]
         moved, warped = lesson.apply_transform(transform, magnitude, image, ref)
         cams, probs = lesson.compute_cams(backbone, moved, method, class_idx)
         c = lesson.consistency(warped, cams[0])
@@ -190,5 +196,5 @@ def explorer(
         show,
         method=widgets.Dropdown(options=[(lesson.METHODS[m].label, m) for m in methods]),
         transform=widgets.Dropdown(options=[(lesson.TRANSFORMS[t].label, t) for t in transforms]),
-        step=widgets.IntSlider(value=0, min=0, max=steps - 1, description="magnitude"),
+        step=widgets.IntSlider(value=0, min=0, max=steps, description="magnitude"),
     )
