@@ -112,8 +112,41 @@ def test_same_seed_same_data_other_split_other_data():
     c = A.generate(2, (30, 50, 150), seed=4, split="val")
     np.testing.assert_array_equal(a.distances, b.distances)
     np.testing.assert_array_equal(a.labels, b.labels)
-    assert len(c) == len(a)  # val is 10% of the counts
+    assert len(c) + c.meta["dropped"] == len(a)  # val is 10% of the counts, before dropping
     assert not np.array_equal(a.distances, c.distances)
+
+
+def test_generated_splits_share_no_matrix_though_raw_draws_do():
+    sample_range = A.balanced_sample_range(2, 300)
+    train, val, test = (A.generate(2, sample_range, seed=2, split=s) for s in A.SPLITS)
+    keys = {name: {m.tobytes() for m in d.distances} for name, d in
+            (("train", train), ("val", val), ("test", test))}  # fmt: skip
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"]
+    assert not keys["val"] & keys["test"]
+    assert A.overlap_share(train, val) == 0 and A.overlap_share([train, val], test) == 0
+    assert val.meta["disjoint_from"] == ["train"] and test.meta["disjoint_from"] == ["train", "val"]
+    # the raw draw (the public recipe) does overlap: all-zero matrices, coarse grids
+    raw = A.generate(2, sample_range, seed=2, split="test", exclude=())
+    share = A.overlap_share([train, val], raw)
+    assert 0.02 < share < 0.5 and raw.meta["dropped"] == 0
+    # dropping is the only change: test is the raw draw minus the seen matrices, in order
+    keep = [m.tobytes() not in keys["train"] | keys["val"] for m in raw.distances]
+    np.testing.assert_array_equal(test.distances, raw.distances[keep])
+    np.testing.assert_array_equal(test.labels, raw.labels[keep])
+    assert test.meta["dropped"] == len(raw) - len(test) == round(share * len(raw))
+    assert sum(block[-1] for block in test.meta["dropped_blocks"]) == test.meta["dropped"]
+    assert A.overlap_share(raw, raw) == 1.0
+
+
+def test_ensure_dataset_regenerates_a_split_written_before_disjoint_splits(tmp_data):
+    sample_range = (30, 50, 150)
+    train = A.ensure_dataset(2, "train", sample_range, seed=5)
+    raw = A.generate(2, sample_range, seed=5, split="test", exclude=())
+    del raw.meta["disjoint_from"]  # as an old file's meta
+    A.save(raw, A.dataset_path(2, "test", sample_range, 5))
+    test = A.ensure_dataset(2, "test", sample_range, seed=5)
+    assert A.overlap_share(train, raw) > 0 and A.overlap_share(train, test) == 0
+    assert A.load(A.dataset_path(2, "test", sample_range, 5)).meta["disjoint_from"]
 
 
 def test_planned_balance_matches_the_generated_labels():

@@ -1,5 +1,7 @@
 """HNet, the DHN-style network, and the assignment scores (weighted F1 on hand-made cases)."""
 
+import math
+
 import pytest
 import torch
 
@@ -150,3 +152,65 @@ def test_cell_weights_and_errors():
         weighted_confusion(torch.zeros(1, 2, 2), torch.zeros(1, 3, 3))
     with pytest.raises(ValueError, match="nothing to score"):
         AssignmentScores().compute()
+
+
+# Degenerate matrices, scored as sklearn's f1_score / precision_recall_fscore_support with
+# average='weighted', labels (0, 1) and zero_division=1 would: a class with nothing to divide
+# by (no prediction for precision, no support for recall, neither for F1) scores 1.
+IDENTITY = torch.tensor([[[1, 0], [0, 1]]])
+NONE = torch.zeros_like(IDENTITY)
+ALL = torch.ones_like(IDENTITY)
+DEGENERATE = {
+    # name: (predicted, target, expected per-class scores, expected weighted F1)
+    "no association, none predicted": (NONE, NONE, {
+        "precision_0": 1.0, "recall_0": 1.0, "f1_0": 1.0, "support_0": 4.0,
+        "precision_1": 1.0, "recall_1": 1.0, "f1_1": 1.0, "support_1": 0.0}, 1.0),
+    "all associated, all predicted": (ALL, ALL, {
+        "precision_0": 1.0, "recall_0": 1.0, "f1_0": 1.0, "support_0": 0.0,
+        "precision_1": 1.0, "recall_1": 1.0, "f1_1": 1.0, "support_1": 4.0}, 1.0),
+    # class 1: TP 0, FP 0, FN 2 -> precision 0/0 = 1, recall 0, F1 0
+    # class 0: TP 2, FP 2, FN 0 -> precision 1/2, recall 1, F1 4/6; weighted (2*4/6 + 2*0)/4
+    "nothing predicted": (NONE, IDENTITY, {
+        "precision_0": 0.5, "recall_0": 1.0, "f1_0": 2 / 3, "support_0": 2.0,
+        "precision_1": 1.0, "recall_1": 0.0, "f1_1": 0.0, "support_1": 2.0}, 1 / 3),
+    # class 1: TP 0, FP 2, FN 0 -> precision 0, recall 0/0 = 1, F1 0 (support 0: weight 0)
+    # class 0: TP 2, FP 0, FN 2 -> precision 1, recall 1/2, F1 4/6; weighted 4*(4/6)/4
+    "nothing true": (IDENTITY, NONE, {
+        "precision_0": 1.0, "recall_0": 0.5, "f1_0": 2 / 3, "support_0": 4.0,
+        "precision_1": 0.0, "recall_1": 1.0, "f1_1": 0.0, "support_1": 0.0}, 2 / 3),
+    # class 0: TP 0, FP 0, FN 4 -> precision 0/0 = 1, recall 0, F1 0; class 1 never true
+    "nothing true, everything predicted": (ALL, NONE, {
+        "precision_0": 1.0, "recall_0": 0.0, "f1_0": 0.0, "support_0": 4.0,
+        "precision_1": 0.0, "recall_1": 1.0, "f1_1": 0.0, "support_1": 0.0}, 0.0),
+    # class 0: TP 0, FP 4, FN 0 -> precision 0, recall 0/0 = 1, F1 0 (support 0)
+    # class 1: TP 0, FP 0, FN 4 -> precision 0/0 = 1, recall 0, F1 0
+    "all true, nothing predicted": (NONE, ALL, {
+        "precision_0": 0.0, "recall_0": 1.0, "f1_0": 0.0, "support_0": 0.0,
+        "precision_1": 1.0, "recall_1": 0.0, "f1_1": 0.0, "support_1": 4.0}, 0.0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_degenerate_matrices_score_as_sklearn_with_zero_division_one(case):
+    predicted, target, expected, f1 = DEGENERATE[case]
+    scores = class_scores(weighted_confusion(predicted, target))
+    assert {k: scores[k] for k in expected} == pytest.approx(expected)
+    assert scores["f1"] == pytest.approx(f1) and weighted_f1(predicted, target) == pytest.approx(f1)
+    # the same through the batch accumulator (logits of +-5 give the 0/1 predictions)
+    accumulated = AssignmentScores()
+    accumulated.update(10.0 * predicted.float() - 5.0, target.float())
+    done = accumulated.compute()
+    assert {k: done[k] for k in expected} == pytest.approx(expected)
+    assert done["f1_unweighted"] == pytest.approx(f1) and done["f1"] == pytest.approx(f1)
+
+
+def test_cell_weights_can_empty_a_class_and_zero_support_gives_nan():
+    # weights of the identity labels: off-diagonal cells weigh 0, so class 0 has no weighted
+    # support: TP 0, FP 2 (the diagonal), FN 0 -> precision 0, recall 0/0 = 1, F1 0
+    weights = cell_weights(IDENTITY)
+    scores = class_scores(weighted_confusion(NONE, IDENTITY, weights))
+    assert scores["support_0"] == 0.0 and scores["support_1"] == 2.0
+    assert scores["precision_0"] == 0.0 and scores["recall_0"] == 1.0 and scores["f1_0"] == 0.0
+    assert scores["precision_1"] == 1.0 and scores["recall_1"] == 0.0 and scores["f1"] == 0.0
+    # every weight zero: nothing supports either class, the weighted F1 is undefined
+    assert math.isnan(weighted_f1(IDENTITY, IDENTITY, torch.zeros(2, 2)))

@@ -95,6 +95,15 @@ def test_run_ablation_tracks_each_config_and_reads_the_table_back(splits, tracke
     assert sorted(table["label"]) == ["full", "no_attention"]
     assert list(H.ablation_summary(table)["count"]) == [1, 1]
     assert (tmp_path / f"{configs[0].name}.pt").exists()
+    # retrained: new runs replace the old ones, one row per configuration still
+    again = T.run_ablation(configs, client=tracker, retrain=True,
+                           checkpoint_for=lambda c: tmp_path / f"{c.name}.pt",
+                           experiment="test_ablation", verbose=False)  # fmt: skip
+    assert sorted(again["config_name"]) == sorted(c.name for c in configs)
+    assert not set(again["run_id"]) & set(table["run_id"])  # the latest runs
+    assert list(H.ablation_summary(again)["count"]) == [1, 1]
+    latest = {c.name: T.find_run(tracker, c, "test_ablation").info.run_id for c in configs}
+    assert dict(zip(again["config_name"], again["run_id"], strict=True)) == latest
 
 
 def test_typed_parameters_come_back_as_numbers_and_booleans():

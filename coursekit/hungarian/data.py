@@ -15,6 +15,16 @@ label, the 0/1 assignment that `scipy.optimize.linear_sum_assignment` finds on t
   [-1, 1] replaced by 10; for the other half every coordinate is 10;
 - then the rows of both matrices, or their columns (one coin per sample), are permuted.
 
+Splits are disjoint by content: the public recipe draws its splits independently, so a
+coarse grid, or a block without association and constant padding (an all-zero matrix),
+gives validation and test matrices byte-identical to training ones (`overlap_share`
+measures the share; notebook 07 prints it for the raw draw). Here a validation matrix
+whose distances already appear in train, and a test matrix whose distances appear in train
+or validation, are dropped
+(not redrawn: a redraw would only shift the same blocks' odds). The test split is thus the
+recipe's distribution conditioned on being new; `meta` says how many were dropped per
+block, and `combination_table` shows the blocks that shrink.
+
 `balanced_sample_range(max_doas, per_group)` gives every number of ones in a label
 (min(nb_ref, nb_pred) = 0..max_doas) the same share: per_group=15000 and max_doas=2 give the
 public (3000, 5000, 15000), i.e. 405,000 training and 40,500 test samples.
@@ -22,7 +32,8 @@ public (3000, 5000, 15000), i.e. 405,000 training and 40,500 test samples.
 File format: one `.npz` per split (numpy, no pickle) with arrays distances float32
 (N, M, M), labels uint8 (N, M, M), nb_ref/nb_pred/resolution int16 (N,), ref_mask/pred_mask
 bool (N, M) (where the active rows and columns ended up after the permutation), and `meta`,
-a JSON string (format version, max_doas, sample_range, seed, split, scale, skipped blocks).
+a JSON string (format version, max_doas, sample_range, seed, split, scale, skipped blocks,
+disjoint_from and dropped: the earlier splits and the matrices dropped as seen there).
 """
 
 from __future__ import annotations
@@ -232,12 +243,16 @@ def generate(
     seed: int = 0,
     split: str = "train",
     resolutions: Sequence[int] = RESOLUTIONS,
+    exclude: Sequence[AssignmentData] | None = None,
 ) -> AssignmentData:
     """Return a generated split (see the module docstring); same arguments, same arrays.
 
     sample_range: samples per (nb_ref, nb_pred) pair indexed by min(nb_ref, nb_pred)
     (default `balanced_sample_range(max_doas)`); scaled by SPLITS[split]. Each split draws
-    from its own stream of `seed`, so train, val and test never share a sample by design.
+    from its own stream of `seed`; then every matrix whose distances appear in a split of
+    `exclude` is dropped. exclude None: the earlier splits of the same arguments (none for
+    train, train for val, train and val for test), generated here unless given, so that
+    train, val and test never share a matrix; () keeps the raw draw (the public recipe's).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
@@ -253,14 +268,48 @@ def generate(
     if not blocks:
         raise ValueError("this sample_range and split plan no sample at all; raise it")
     arrays = {key: np.concatenate([b[key] for b in blocks]) for key in ARRAYS}
+    if exclude is None:
+        earlier = list(SPLITS)[: list(SPLITS).index(split)]
+        exclude = [generate(max_doas, sample_range, seed=seed, split=name,
+                            resolutions=resolutions) for name in earlier]  # fmt: skip
+    seen = _matrix_keys(exclude)
+    keep = np.array([key not in seen for key in _keys(arrays["distances"])], dtype=bool)
+    dropped = pd.DataFrame({key: arrays[key][~keep] for key in ("resolution", "nb_ref", "nb_pred")})
+    dropped = dropped.value_counts().sort_index().reset_index()
+    arrays = {key: value[keep] for key, value in arrays.items()}
     skipped = plan[plan.skipped & (plan.samples > 0)]
     meta = {
         "format_version": FORMAT_VERSION, "max_doas": max_doas, "sample_range": sample_range,
         "seed": seed, "split": split, "scale": SPLITS[split], "resolutions": list(resolutions),
         "skipped": skipped[["resolution", "nb_ref", "nb_pred", "samples"]].values.tolist(),
+        "disjoint_from": [d.meta.get("split", "?") for d in exclude],
+        "dropped": int((~keep).sum()), "dropped_blocks": dropped.values.tolist(),
         "seconds": time.perf_counter() - t0,
     }  # fmt: skip
     return AssignmentData(**arrays, meta=meta)
+
+
+def _keys(distances: np.ndarray) -> list[bytes]:
+    """Return the bytes of each (M, M) matrix of (N, M, M) distances (float32, C order)."""
+    flat = np.ascontiguousarray(distances, dtype=np.float32).reshape(len(distances), -1)
+    return [row.tobytes() for row in flat]
+
+
+def _matrix_keys(splits: Sequence[AssignmentData]) -> set[bytes]:
+    return {key for data in splits for key in _keys(data.distances)}
+
+
+def overlap_share(
+    reference: AssignmentData | Sequence[AssignmentData], data: AssignmentData
+) -> float:
+    """Return the share (0..1) of `data`'s matrices whose distances are byte-identical to a
+    matrix of `reference` (one split or several)."""
+    if isinstance(reference, AssignmentData):
+        reference = [reference]
+    if len(data) == 0:
+        return 0.0
+    seen = _matrix_keys(reference)
+    return sum(key in seen for key in _keys(data.distances)) / len(data)
 
 
 def save(data: AssignmentData, path: str | Path) -> Path:
@@ -326,12 +375,20 @@ def dataset_path(max_doas: int, split: str, sample_range: Sequence[int], seed: i
 def ensure_dataset(
     max_doas: int, split: str, sample_range: Sequence[int] | None = None, seed: int = 0
 ) -> AssignmentData:
-    """Return the split from its file, generating and writing the file first if absent."""
+    """Return the split from its file, generating and writing the file first if absent.
+
+    A val or test file written before splits were made disjoint (no 'disjoint_from' in its
+    meta) is generated again, from the earlier splits' files (written first if absent).
+    """
     sample_range = tuple(sample_range or balanced_sample_range(max_doas))
     path = dataset_path(max_doas, split, sample_range, seed)
     if path.exists():
-        return load(path)
-    data = generate(max_doas, sample_range, seed=seed, split=split)
+        data = load(path)
+        if split == "train" or "disjoint_from" in data.meta:
+            return data
+    earlier = list(SPLITS)[: list(SPLITS).index(split)]
+    exclude = [ensure_dataset(max_doas, name, sample_range, seed) for name in earlier]
+    data = generate(max_doas, sample_range, seed=seed, split=split, exclude=exclude)
     save(data, path)
     return data
 

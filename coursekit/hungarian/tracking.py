@@ -233,8 +233,12 @@ def _log_results(
 
 
 def runs_table(client: MlflowClient, experiment: str = EXPERIMENT) -> pd.DataFrame:
-    """Return one row per FINISHED run of the experiment, read from the tracker: run_id,
-    config_name, label, seed, commit, the config parameters and final_* metrics."""
+    """Return one row per tracked configuration of the experiment, read from the tracker:
+    run_id, config_name, label, seed, commit, the config parameters and final_* metrics.
+
+    Only the latest FINISHED run of each config_name is kept (a retrain logs a new run of
+    the same configuration, which replaces the earlier one here, not joins it); rows are
+    in the order of their runs' start."""
     runs = client.search_runs(
         [experiment_id(client, experiment)], filter_string="attributes.status = 'FINISHED'",
         order_by=["attributes.start_time ASC"], max_results=10_000,
@@ -248,7 +252,12 @@ def runs_table(client: MlflowClient, experiment: str = EXPERIMENT) -> pd.DataFra
                     if k.startswith("final_") or k in ("cpu_ms_per_1024", "epochs_run",
                                                        "train_seconds")})  # fmt: skip
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    named = table["config_name"].notna()
+    latest = ~table["config_name"].duplicated(keep="last") | ~named
+    return table[latest].reset_index(drop=True)
 
 
 def _typed(params: dict[str, str]) -> dict[str, Any]:
