@@ -92,3 +92,15 @@ def test_trim_silence_moves_the_word_to_frame_zero():
     assert torch.equal(kept, out)  # -50 is 50 dB under: still cut at 40 dB
     _, longer = tf.trim_silence(x, torch.tensor([12, 10]), below_db=60)
     assert longer.tolist() == [5, 10]  # at 60 dB the click counts as sound
+
+
+def test_voiced_bounds_finds_the_word_inside_the_real_frames():
+    x = torch.full((2, 3, 12), -80.0)
+    x[0, :, 4:7] = 0.0  # a word on frames 4..6: 4 silent frames before it
+    x[0, 1, 8] = -50.0  # a quiet click: 50 dB under the word
+    x[1, :, 2:5] = -10.0  # a word on frames 2..4
+    x[1, :, 8:] = 5.0  # padding louder than the word, past the 8 real frames: not read
+    first, last = tf.voiced_bounds(x, torch.tensor([12, 8]), below_db=30)
+    assert first.tolist() == [4, 2] and last.tolist() == [6, 4]
+    first, last = tf.voiced_bounds(x, torch.tensor([12, 8]), below_db=60)
+    assert first.tolist() == [4, 2] and last.tolist() == [8, 4]  # the click counts at 60 dB

@@ -22,6 +22,25 @@ def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
     return (torch.arange(n_frames)[None, :] < lengths[:, None])[:, None, :]
 
 
+def voiced_bounds(
+    x: torch.Tensor, lengths: torch.Tensor, below_db: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (first, last) int64 (N,): each recording's first and last non-silent frame.
+
+    x: log-mel (N, F, T) in dB; a frame is silent when its loudest band is more than
+    `below_db` under the recording's loudest frame; frames past `lengths` are ignored.
+    first * hop_length / sample_rate is the silence before the word, in seconds.
+    """
+    t = x.shape[2]
+    mask = frame_mask(lengths, t)[:, 0]  # (N, T)
+    loudness = x.amax(dim=1).masked_fill(~mask, float("-inf"))  # (N, T)
+    voiced = loudness >= loudness.amax(dim=1, keepdim=True) - below_db
+    frames = torch.arange(t)
+    first = torch.where(voiced, frames, t).amin(dim=1)
+    last = torch.where(voiced, frames, -1).amax(dim=1)
+    return first, last
+
+
 def trim_silence(
     x: torch.Tensor, lengths: torch.Tensor, below_db: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,17 +48,13 @@ def trim_silence(
     moved to frame 0 and the rest filled with the recording's minimum, new lengths (N,)).
 
     A frame is silent when its loudest band is more than `below_db` under the recording's
-    loudest frame. Why: speakers leave different pauses before the word (0.03 to 0.14 s in
-    the FSDD sample), which a network reading absolute time positions would learn as a
-    speaker trait.
+    loudest frame (`voiced_bounds`). Why: speakers may leave different pauses before the word
+    (notebook 02 prints them, measured by `voiced_bounds`), which a network reading absolute
+    time positions would learn as a speaker trait.
     """
-    n, _, t = x.shape
-    mask = frame_mask(lengths, t)[:, 0]  # (N, T)
-    loudness = x.amax(dim=1).masked_fill(~mask, float("-inf"))  # (N, T)
-    voiced = loudness >= loudness.amax(dim=1, keepdim=True) - below_db
+    t = x.shape[2]
     frames = torch.arange(t)
-    first = torch.where(voiced, frames, t).amin(dim=1)
-    last = torch.where(voiced, frames, -1).amax(dim=1)
+    first, last = voiced_bounds(x, lengths, below_db)
     new_lengths = last - first + 1
     source = (frames[None, :] + first[:, None]).clamp(max=t - 1)  # (N, T) frame read
     moved = x.gather(2, source[:, None, :].expand_as(x))
