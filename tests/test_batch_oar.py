@@ -481,3 +481,92 @@ def test_paths_under_tmp_are_named_for_a_warning(monkeypatch):
     assert [where.split()[0] for where in node_local_paths(spec)] == ["environment", "data"]
     monkeypatch.setattr("coursekit.batch.oar.REPO_ROOT", Path("/tmp/clone"))
     assert "repository /tmp/clone" in node_local_paths(spec)
+
+
+def test_a_job_whose_environment_imports_another_checkout_fails_fast(tmp_path, venv, monkeypatch):
+    # The environment's coursekit is this checkout; the job is written for another one.
+    other = tmp_path / "other-clone"
+    (other / "coursekit").mkdir(parents=True)
+    monkeypatch.setattr("coursekit.batch.oar.REPO_ROOT", other)
+    done = _run_job(write_job_script(_spec(tmp_path, venv)), tmp_path)
+    assert done.returncode == EXIT_ENVIRONMENT != 99, done.stderr
+    assert f"runs coursekit from {REPO_ROOT / 'coursekit'}" in done.stderr  # what would run
+    assert f"written for the repository {other}" in done.stderr
+    assert not (tmp_path / "started").exists()
+
+
+def test_the_job_prints_the_python_and_the_coursekit_that_run(tmp_path, venv):
+    script = write_job_script(_spec(tmp_path, venv))
+    proc = subprocess.Popen(["bash", "-c", shlex.quote(str(script))], stderr=subprocess.PIPE,
+                            env={**os.environ, "FAKE_DIR": str(tmp_path)}, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert f"Python {sys.executable} runs coursekit from {REPO_ROOT / 'coursekit'}" in err
+
+
+def test_a_coursekit_command_of_another_environment_is_refused(tmp_path, venv):
+    (venv / "bin" / "coursekit").unlink()  # PATH then finds another environment's command
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "coursekit").write_text('#!/bin/sh\ntouch "$FAKE_DIR/started"\n')
+    (other / "coursekit").chmod(0o755)
+    env = {**os.environ, "FAKE_DIR": str(tmp_path), "PATH": f"{other}:{os.environ['PATH']}"}
+    script = write_job_script(_spec(tmp_path, venv))
+    done = subprocess.run(["bash", "-c", shlex.quote(str(script))], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == EXIT_ENVIRONMENT, done.stderr
+    assert "is not" in done.stderr and not (tmp_path / "started").exists()
+
+
+def _with_watchdog_times(script: Path, checkpoint_in: int, stop_in: int) -> Path:
+    """The job script with a fake walltime: its watchdog acts seconds after the environment
+    checks (which take seconds themselves), not hours after the start."""
+    text = re.sub(r"^checkpoint_at=\d+", f"checkpoint_at=$((SECONDS + {checkpoint_in}))",
+                  script.read_text(), count=1, flags=re.M)  # fmt: skip
+    text = re.sub(r"^stop_by=\d+", f"stop_by=$((SECONDS + {stop_in}))", text, count=1,
+                  flags=re.M)  # fmt: skip
+    assert text.count("SECONDS + ") == 2
+    script.write_text(text)
+    return script
+
+
+def test_the_watchdog_times_come_from_the_walltime_and_the_checkpoint_delay(tmp_path, venv):
+    text = write_job_script(_spec(tmp_path, venv, walltime="1:00:00")).read_text()
+    assert re.search(r"^checkpoint_at=3300 ", text, re.M)  # 3600 - 300, when OAR signals
+    assert re.search(r"^stop_by=3510 ", text, re.M)  # 90 s before the walltime
+
+
+def test_the_watchdog_signals_the_run_when_oar_does_not(tmp_path, venv):
+    script = _with_watchdog_times(write_job_script(_spec(tmp_path, venv)), 2, 60)
+    proc = _start_job(script, tmp_path)
+    assert proc.wait(timeout=30) == 99  # no signal sent by the test: the watchdog's
+    assert (tmp_path / "stopped").exists()
+
+
+def test_the_watchdog_kills_a_hung_run_marks_it_interrupted_and_exits_99(tmp_path, venv):
+    import socket
+
+    # A run that records itself as running, then ignores the checkpoint signal and SIGTERM.
+    (venv / "bin" / "coursekit").write_text(
+        "#!/usr/bin/env bash\ntrap '' USR2 TERM\n"
+        'out="${@: -1}"/tiny_train/20260101-000000-run\nmkdir -p "$out"\n'
+        f'printf \'{{"state": "running", "pid": %d, "host": "{socket.gethostname()}"}}\' $$ '
+        '> "$out/status.json"\n'
+        'echo $$ > "$FAKE_DIR/pid"\necho "$@" > "$FAKE_DIR/started"\n'
+        "while true; do sleep 0.05; done\n"
+    )
+    script = _with_watchdog_times(write_job_script(_spec(tmp_path, venv)), 2, 4)
+    proc = _start_job(script, tmp_path)
+    start = time.monotonic()
+    assert proc.wait(timeout=60) == 99  # OAR resubmits the job, which resumes the run
+    assert time.monotonic() - start < 30
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    status = json.loads((tmp_path / "runs/tiny_train/20260101-000000-run/status.json").read_text())
+    assert status["state"] == "interrupted"
+    assert "by the job's walltime watchdog" in status["error"]

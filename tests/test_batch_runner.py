@@ -254,3 +254,59 @@ def test_tuple_parameters_reach_the_notebook_as_sequences_not_strings():
     assert ast.literal_eval(injected["subset"]) == [10000, 2000]
     assert ast.literal_eval(injected["nested"]) == {"a": [1, [2, 3]]}
     assert injected["name"] == '"x"' and injected["n"] == "None"
+
+
+def test_the_notebook_runs_in_this_python_whatever_python3_kernelspec_the_home_has(
+    tmp_path, monkeypatch
+):
+    from tools.nbmake import write_notebook
+
+    # A `python3` kernelspec in the user's (NFS) home, for another interpreter: papermill's
+    # default choice for the notebook's kernelspec.
+    home_kernel = tmp_path / "home-jupyter" / "kernels" / "python3"
+    home_kernel.mkdir(parents=True)
+    (home_kernel / "kernel.json").write_text(json.dumps({
+        "argv": ["/nonexistent/other-env/bin/python", "-m", "ipykernel_launcher", "-f",
+                 "{connection_file}"], "display_name": "other", "language": "python"}))  # fmt: skip
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "home-jupyter"))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # the home first, as outside a venv
+    notebook = write_notebook(tmp_path / "which.ipynb", [
+        ("md", "# Which Python"), ("params", "n = 1"),
+        ("code", "import os, sys\nfrom pathlib import Path\n"
+                 "Path(os.environ['COURSEKIT_RUN_DIR'], 'python.txt').write_text(sys.executable)"),
+    ])  # fmt: skip
+    folder = run_notebook(notebook, out=tmp_path / "runs")
+    assert (folder / "python.txt").read_text() == sys.executable
+    status = json.loads((folder / "status.json").read_text())
+    assert status["python"] == sys.executable and status["state"] == "done"
+
+
+def test_status_records_the_code_and_a_resumed_attempt_running_other_code(
+    tmp_path, monkeypatch, capsys
+):
+    from coursekit.batch import runner
+    from coursekit.settings import REPO_ROOT
+
+    checked = check_parameters(TINY, {})
+    first = runner._prepare_run(TINY, checked, False, "run", tmp_path, False)
+    status = json.loads((first / "status.json").read_text())
+    assert status["code"]["package"] == str(REPO_ROOT / "coursekit")
+    assert status["code"] == status["first_code"] == runner.code_version()
+    assert status["code_changed"] is None
+    write_status(first, state="interrupted")
+
+    same = runner._prepare_run(TINY, checked, False, "run", tmp_path, False)
+    assert same == first and json.loads((first / "status.json").read_text())["code_changed"] is None
+    assert "warning" not in capsys.readouterr().err
+    write_status(first, state="interrupted")
+
+    other = {"package": "/x/coursekit", "commit": "f" * 40, "dirty": True, "diff": "0123abcd"}
+    monkeypatch.setattr(runner, "code_version", lambda: dict(other))
+    again = runner._prepare_run(TINY, checked, False, "run", tmp_path, False)
+    assert again == first
+    status = json.loads((first / "status.json").read_text())
+    assert status["code"] == other and status["first_code"] != other
+    assert status["code_changed"].startswith(
+        "this attempt runs commit ffffffffffff with uncommitted changes 0123abcd, the first attempt"
+    )
+    assert "warning: this attempt runs commit ffffffffffff" in capsys.readouterr().err

@@ -3,7 +3,9 @@
 The job is idempotent (`-t idempotent`) and checkpointable (`--checkpoint DELAY`): DELAY
 seconds before the walltime OAR sends SIGUSR2 to the script, which passes it to the run;
 the run stops (status `interrupted`, at most the current epoch lost) and the script exits
-with code 99. OAR resubmits an idempotent job that exits with 99 after running more than
+with code 99. A watchdog in the script sends that signal itself should OAR's not come, and
+kills a run that has not stopped shortly before the walltime (still exit 99).
+OAR resubmits an idempotent job that exits with 99 after running more than
 60 s; the new job runs the same command, which resumes in the same run folder.
 
 What would make a resubmitted job fail again ends the chain with another exit code
@@ -211,7 +213,7 @@ def _directives(spec: JobSpec, name: str, walltime: str, logs: Path) -> list[str
 _CHECKS = """\
 # Fail fast, before any work, when the environment does not run on this node.
 PY={python}
-if ! "$PY" -c 'import coursekit, torch'; then
+if ! (cd / && "$PY" -c 'import coursekit, torch'); then
   echo "coursekit oar: $PY cannot import coursekit and torch on $(hostname) (error above)." >&2
   echo "  A virtual environment made from a Python that exists only on the frontend does not" >&2
   echo "  run on the nodes. Create the conda environment once on the frontend (module load" >&2
@@ -219,19 +221,48 @@ if ! "$PY" -c 'import coursekit, torch'; then
   echo "  --env ~/coursekit-env (README, 'Batch runs on Grid'5000')." >&2
   exit {exit_environment}
 fi
+# The code that runs is the code checked: the environment's Python, from outside the
+# repository (as the `coursekit` command and the kernel import it), must import the
+# coursekit of the repository this job was written for, not another (editable) checkout.
+if ! (cd / && "$PY" - {repo} <<'PYTHON'
+import sys
+from pathlib import Path
+
+import coursekit
+
+package = Path(coursekit.__file__).resolve().parent
+print(f"coursekit oar: Python {{sys.executable}} runs coursekit from {{package}}", file=sys.stderr)
+if package != (Path(sys.argv[1]) / "coursekit").resolve():
+    print(f"coursekit oar: this job was written for the repository {{sys.argv[1]}}, but the "
+          "environment's Python imports coursekit from another place: reinstall the "
+          f"repository in the environment (pip install -e {{sys.argv[1]}})", file=sys.stderr)
+    sys.exit(1)
+PYTHON
+); then
+  exit {exit_environment}
+fi
+if ! [ "$(command -v coursekit)" -ef {command} ]; then
+  echo "coursekit oar: the coursekit command found, $(command -v coursekit), is not" >&2
+  echo "  {command}, the environment's; the job would run other code" >&2
+  exit {exit_environment}
+fi
 """
 _GPU_CHECK = """\
 "$PY" -m coursekit.batch.nodecheck || exit {exit_no_gpu}
 """
 _BODY = """\
-# ${{!:-}} is the run's pid as soon as it is forked, even before run_pid is assigned.
+# The run's pid: ${{!:-}} is it as soon as it is forked, before run_pid is assigned (the
+# watchdog, which changes $!, starts after that).
+run_pid=
+watchdog_pid=
 stop_run() {{
-  local pid=${{!:-}}
+  local pid=${{run_pid:-${{!:-}}}}
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"
 }}
 on_checkpoint() {{
+  trap '' USR2  # one stop: a second signal (OAR's or the watchdog's) must not cut it short
   echo "coursekit oar: walltime is near; stopping the run, OAR resubmits this job to resume it" >&2
-  local pid=${{!:-}} status=0
+  local pid=${{run_pid:-${{!:-}}}} status=0
   if [ -n "$pid" ]; then
     kill -USR2 "$pid" 2>/dev/null
     wait "$pid"
@@ -239,19 +270,64 @@ on_checkpoint() {{
   fi
   # {no_progress}: no checkpoint saved since this job started; a resubmission would loop.
   [ "$status" -eq {no_progress} ] && exit {no_progress}
+  [ "$status" -eq 0 ] && exit 0  # the run ended before the signal
+  if [ -n "$pid" ] && [ "$status" -ne 140 ]; then
+    # Killed (by the watchdog): the run could not record that it stopped; say it for it.
+    local why="killed (exit $status) after the checkpoint signal, by the job's walltime"
+    why+=" watchdog if it did not stop within {margin} s; it resumes from its last checkpoint"
+    "$PY" -c 'import sys; from coursekit.batch.runs import abandon_runs
+abandon_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])' {out} {name} "$pid" "$why"
+  fi
   exit {resubmit}
+}}
+# The walltime watchdog: OAR's checkpoint signal may not come, and a run that hangs after it
+# would outlive the walltime (the job then ends without exit {resubmit} and the run stays
+# "running"). Seconds since this script started (bash's SECONDS; OAR's clock started first):
+checkpoint_at={checkpoint_at}  # the watchdog sends the checkpoint signal (as OAR does)
+stop_by={stop_by}  # a run still alive then is killed (SIGTERM, then SIGKILL {grace} s later)
+watchdog() {{
+  local nap=
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  nap_until() {{
+    local left=$(( $1 - SECONDS ))
+    [ "$left" -gt 0 ] || return 0
+    sleep "$left" & nap=$!
+    wait "$nap"
+  }}
+  nap_until "$checkpoint_at"
+  echo "coursekit oar: watchdog: walltime minus {delay} s reached; checkpoint signal" >&2
+  kill -USR2 $$ 2>/dev/null
+  nap_until "$stop_by"
+  kill -0 "$run_pid" 2>/dev/null || exit 0
+  echo "coursekit oar: watchdog: the run did not stop after the checkpoint signal; killing it" >&2
+  kill -TERM "$run_pid" 2>/dev/null
+  nap_until $(( stop_by + {grace} ))
+  kill -KILL "$run_pid" 2>/dev/null
 }}
 trap on_checkpoint USR2
 trap 'stop_run; exit 143' TERM INT
+trap '[ -n "$watchdog_pid" ] && kill "$watchdog_pid" 2>/dev/null' EXIT
 # In the background, so that bash runs the traps while it waits.
 {command} &
 run_pid=$!
+watchdog &
+watchdog_pid=$!
 wait "$run_pid"
 status=$?
 # 140 = 128 + SIGUSR2: the run itself got OAR's checkpoint signal and stopped cleanly.
 [ "$status" -eq 140 ] && exit {resubmit}
 exit "$status"
 """
+KILL_GRACE_S = 5  # between the watchdog's SIGTERM and its SIGKILL
+
+
+def watchdog_times(spec: JobSpec) -> tuple[int, int]:
+    """Return (checkpoint_at, stop_by), seconds after the job's start: when the job's watchdog
+    sends the checkpoint signal, and when it kills a run that has not stopped since."""
+    total = walltime_seconds(spec.walltime)
+    checkpoint_at = total - spec.checkpoint_delay
+    margin = min(90, max(2 * KILL_GRACE_S, spec.checkpoint_delay // 2))
+    return checkpoint_at, max(checkpoint_at, total - margin)
 
 
 def job_script(spec: JobSpec, path: Path) -> str:
@@ -278,13 +354,24 @@ def job_script(spec: JobSpec, path: Path) -> str:
     lines = ["set -u", f"cd {shlex.quote(str(REPO_ROOT))} || exit 1", activate]
     lines += [data] if data else []
     checks = _CHECKS.format(
-        python=shlex.quote(str(env / "bin" / "python")), exit_environment=EXIT_ENVIRONMENT
+        python=shlex.quote(str(env / "bin" / "python")),
+        repo=shlex.quote(str(REPO_ROOT)),
+        command=shlex.quote(str(env / "bin" / "coursekit")),
+        exit_environment=EXIT_ENVIRONMENT,
     )
     checks += _GPU_CHECK.format(exit_no_gpu=EXIT_NO_GPU) if spec.gpu else ""
+    checkpoint_at, stop_by = watchdog_times(spec)
     body = _BODY.format(
         command=shlex.join(run_command(spec, _label(spec), _out(spec))),
         resubmit=RESUBMIT,
         no_progress=EXIT_NO_PROGRESS,
+        out=shlex.quote(str(_out(spec))),
+        name=shlex.quote(spec.notebook.stem),
+        checkpoint_at=checkpoint_at,
+        stop_by=stop_by,
+        margin=stop_by - checkpoint_at,
+        delay=spec.checkpoint_delay,
+        grace=KILL_GRACE_S,
     )
     return "\n".join([*header, *lines]) + "\n" + checks + body
 

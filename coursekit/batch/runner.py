@@ -8,10 +8,14 @@ the same command after a kill reuses the folder and fit() resumes from them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -97,21 +101,52 @@ def papermill_values(value: Any) -> Any:
     return value
 
 
+# The kernelspec the run writes for its own Python (see _own_kernel).
+KERNEL_NAME = "coursekit-run-python"
+
+
+@contextmanager
+def _own_kernel() -> Iterator[str]:
+    """Yield the name of a kernelspec that runs ipykernel with this very Python.
+
+    Papermill would start the notebook's `python3` kernelspec, which a kernel.json in the
+    user's (NFS) home, ~/.local/share/jupyter/kernels/python3, overrides: the notebook would
+    then run in another interpreter than the one checked. A kernelspec of a name of our own,
+    in a folder put first on JUPYTER_PATH for the run, leaves no such choice.
+    """
+    with tempfile.TemporaryDirectory(prefix="coursekit-kernel-") as tmp:
+        spec = Path(tmp) / "kernels" / KERNEL_NAME
+        spec.mkdir(parents=True)
+        kernel = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Python ({sys.executable})",
+            "language": "python",
+            "metadata": {"debugger": False},
+        }
+        (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
+        path = os.pathsep.join(p for p in (tmp, os.environ.get("JUPYTER_PATH")) if p)
+        with _environment({"JUPYTER_PATH": path}):
+            yield KERNEL_NAME
+
+
 def _papermill(notebook: Path, output: Path, parameters: dict[str, Any]) -> None:
     import papermill
 
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=papermill_values(parameters),
-        cwd=str(notebook.parent),
-        progress_bar=False,
-        stdout_file=sys.stderr,
-        stderr_file=sys.stderr,
-        # Everything the notebook writes is on disk when its last cell ends; a graceful
-        # kernel shutdown would only add seconds to every run.
-        shutdown_kernel="immediate",
-    )
+    with _own_kernel() as kernel_name:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=papermill_values(parameters),
+            kernel_name=kernel_name,
+            language="python",
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            stdout_file=sys.stderr,
+            stderr_file=sys.stderr,
+            # Everything the notebook writes is on disk when its last cell ends; a graceful
+            # kernel shutdown would only add seconds to every run.
+            shutdown_kernel="immediate",
+        )
 
 
 def _failure(notebook: Path, output: Path, exc: Exception) -> Exception:
@@ -209,6 +244,44 @@ def _execute(notebook: Path, folder: Path, parameters: dict[str, Any], smoke: bo
         raise error from None
 
 
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
+                              text=True, timeout=30, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def code_version() -> dict[str, Any]:
+    """Return the code this process runs: its package folder, git commit and dirty state.
+
+    dirty: tracked files differ from the commit; diff: a hash of those differences, so
+    that two dirty states can be told apart. commit None: not a git checkout (or no git).
+    """
+    commit = _git("rev-parse", "HEAD")
+    diff = _git("diff", "HEAD", "--no-ext-diff", "--binary") if commit else None
+    return {
+        "package": str(Path(__file__).resolve().parents[1]),
+        "commit": commit.strip() if commit else None,
+        "dirty": bool(diff) if diff is not None else None,
+        "diff": hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None,
+    }
+
+
+def _code_change(first: dict[str, Any], code: dict[str, Any]) -> str | None:
+    """Return what differs between the first attempt's code and this one's, or None."""
+    keys = ("commit", "dirty", "diff")
+    if all(first.get(k) == code.get(k) for k in keys):
+        return None
+
+    def name(c: dict[str, Any]) -> str:
+        dirty = f" with uncommitted changes {c['diff']}" if c.get("dirty") else ""
+        return f"commit {(c.get('commit') or 'unknown')[:12]}{dirty}"
+
+    return f"this attempt runs {name(code)}, the first attempt ran {name(first)}"
+
+
 def _prepare_run(
     notebook: Path, checked: dict[str, Any], smoke: bool, label: str, root: Path, fresh: bool
 ) -> Path:
@@ -218,6 +291,12 @@ def _prepare_run(
     folder = None if fresh else find_resumable(root, notebook.stem, key)
     folder = folder or new_run_dir(root, notebook.stem, label)
     previous = read_status(folder) or {}
+    code = code_version()
+    first_code = previous.get("first_code") or previous.get("code") or code
+    change = _code_change(first_code, code)
+    if change:
+        print(f"coursekit run: warning: {change} (resumed in {folder})", file=sys.stderr,
+              flush=True)  # fmt: skip
     write_status(
         folder,
         state="running",
@@ -233,6 +312,10 @@ def _prepare_run(
         host=socket.gethostname(),
         pid=os.getpid(),
         oar_job_id=os.environ.get("OAR_JOB_ID"),
+        python=sys.executable,
+        code=code,
+        first_code=first_code,
+        code_changed=change,
         error=None,
     )
     return folder

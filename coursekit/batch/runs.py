@@ -146,6 +146,18 @@ def find_resumable(root: Path, notebook: str, fingerprint_: str) -> Path | None:
     return folder
 
 
+def abandon_runs(root: Path, notebook: str, pid: int, reason: str) -> list[Path]:
+    """Mark `interrupted` the runs of `notebook` under `root` that process `pid` of this host
+    left `running` (it was killed before it could say so); return their folders."""
+    found = []
+    for folder, status in _statuses(Path(root), notebook):
+        mine = status.get("host") == socket.gethostname() and status.get("pid") == int(pid)
+        if mine and status.get("state") == "running":
+            write_status(folder, state="interrupted", error=reason)
+            found.append(folder)
+    return found
+
+
 def new_run_dir(root: Path, notebook: str, label: str) -> Path:
     """Create and return `<root>/<notebook>/<timestamp>-<label>/` (a suffix if it exists)."""
     base = root / notebook / f"{time.strftime('%Y%m%d-%H%M%S')}-{check_label(label)}"
