@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from coursekit.cam import backbones as cb  # noqa: E402
 from coursekit.cam import lesson as lcam  # noqa: E402
 from coursekit.cam import plots as pcam  # noqa: E402
+from coursekit.french import fr_num  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,23 @@ def test_plot_curves_one_panel_per_transform_and_metric(cifar_net, cat32):
     assert len(fig.axes[0].lines) == 1 and len(fig.axes[2].lines) == 2  # prob: one line
 
 
-def test_explorer_updates_without_error(cifar_net, cat32, monkeypatch):
+def test_explorer_draws_what_its_widgets_ask(cifar_net, cat32, monkeypatch):
+    shown = []
+    monkeypatch.setattr(pcam.plt, "show", lambda: shown.append(pcam.plt.gcf()))
     widget = pcam.explorer(cifar_net, cat32, 3, ["gradcam", "layercam"], ["shear", "contrast"])
     method, transform, step = widget.children[:3]
-    method.value, transform.value, step.value = "layercam", "contrast", 10
-    assert widget.kwargs == {"method": "layercam", "transform": "contrast", "step": 10}
+    method.value, transform.value, step.value = "layercam", "contrast", 7
+    widget.update()
+    assert widget.kwargs == {"method": "layercam", "transform": "contrast", "step": 7}
+    fig = shown[-1]
+    assert lcam.METHODS["layercam"].label in fig._suptitle.get_text()
+    magnitude = lcam.study_magnitudes("contrast", lcam.STEPS)[7]
+    assert magnitude != lcam.study_magnitudes("contrast", lcam.STEPS)[0]
+    picture = fig.axes[0]
+    assert lcam.TRANSFORMS["contrast"].label in picture.get_title()
+    assert fr_num(magnitude, 3) in picture.get_title()
+    ref = lcam.compute_cams(cifar_net, cat32, "layercam", 3)[0][0]
+    moved, _ = lcam.apply_transform("contrast", magnitude, cat32, ref)
+    np.testing.assert_array_equal(np.asarray(picture.images[0].get_array()), moved)
     monkeypatch.setenv("COURSEKIT_SMOKE", "1")
     assert not pcam.interactive_session()
