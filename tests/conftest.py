@@ -99,3 +99,12 @@ def assignment_splits():
     return (assignment.generate(2, sample_range, seed=0),
             assignment.generate(2, big, seed=0, split="val"),
             assignment.generate(2, big, seed=0, split="test"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def audio_data(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Return notebook 02's AudioData of the FSDD fixture (features cached in a temporary
+    folder)."""
+    from coursekit.audio import lesson
+
+    return lesson.load_audio(fixture_data, cache_dir=tmp_path_factory.mktemp("audio_cache"))

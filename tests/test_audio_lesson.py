@@ -25,9 +25,9 @@ QUICK = AudioConfig(epochs=6, batch_size=16, lr=3e-3, channels=(8, 16), hidden=3
 
 
 @pytest.fixture(scope="module")
-def data(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> lesson.AudioData:
-    """Return the audio fixture's AudioData (features cached in a temporary folder)."""
-    return lesson.load_audio(fixture_data, cache_dir=tmp_path_factory.mktemp("audio_cache"))
+def data(audio_data: lesson.AudioData) -> lesson.AudioData:
+    """The conftest's AudioData of the FSDD fixture."""
+    return audio_data
 
 
 def test_config_checks_its_fields():

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from coursekit.cifar.models import TutorialNet
 from coursekit.models import count_parameters
 from coursekit.models.layers import (
     COUNT_COLUMNS,
@@ -13,27 +14,6 @@ from coursekit.models.layers import (
     layer_totals,
     operation_counts,
 )
-
-
-class TutorialNet(nn.Module):
-    """The network of PyTorch's CIFAR-10 tutorial, with its functional calls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
 
 
 class ResidualNet(nn.Module):
