@@ -366,6 +366,17 @@ def _finished(history: History, last_epoch: int, epochs: int) -> bool:
     return history.stopped_reason in FINAL_REASONS or last_epoch >= epochs
 
 
+def finished_checkpoint(path: str | Path, epochs: int) -> bool:
+    """Return True if `path` holds a finished training of `epochs` epochs (stopped early, by
+    its time budget, or all epochs done): what `fit` would reload instead of training."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path)
+    history = History(list(saved["history"]), saved["stopped_reason"])
+    return _finished(history, int(saved["epoch"]), epochs)
+
+
 def fit(
     model: nn.Module,
     train_loader: Iterable,

@@ -38,7 +38,6 @@ from coursekit import settings
 from coursekit.checkpoint import (
     checkpoint_path,
     config_name,
-    load_checkpoint,
     rng_state,
     set_rng_state,
     write_json,
@@ -50,10 +49,10 @@ from coursekit.french import fr_num
 from coursekit.metrics import confusion_matrix, per_class_accuracy
 from coursekit.settings import get_device, seed_everything
 from coursekit.train import (
-    FINAL_REASONS,
     EarlyStopping,
     History,
     evaluate,
+    finished_checkpoint,
     fit,
     synchronize,
     train_epoch,
@@ -245,31 +244,15 @@ def step_checkpoint(notebook: str, name: str, etape: int | str) -> Path:
     return folder / f"{name}.pt"
 
 
-def finished_training(
-    checkpoint: str | Path, epochs: int, time_budget_s: float | None = None
-) -> bool:
-    """Return True if `checkpoint` holds a finished training: stopped early, all `epochs`
-    done, or, with a time budget, no room left for one more epoch (fit's own rule)."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        return False
-    saved = load_checkpoint(path)
-    if saved.get("stopped_reason") in FINAL_REASONS or int(saved.get("epoch", 0)) >= epochs:
-        return True
-    # fit saves a budget-stopped run as "running": it stops when one more epoch, as long as
-    # the last one, would end past the budget
-    seconds = [float(row["seconds"]) for row in saved.get("history", [])]
-    return (
-        time_budget_s is not None and bool(seconds) and sum(seconds) + seconds[-1] > time_budget_s
-    )
+def finished_training(checkpoint: str | Path, epochs: int) -> bool:
+    """Return True if `checkpoint` holds a finished training (`train.finished_checkpoint`)."""
+    return finished_checkpoint(checkpoint, epochs)
 
 
-def require_earlier_step(
-    etape: int | str, step: int, checkpoint: Path, epochs: int, time_budget_s: float | None = None
-) -> None:
+def require_earlier_step(etape: int | str, step: int, checkpoint: Path, epochs: int) -> None:
     """Raise RuntimeError if step `etape` needs the training of an earlier `step` that has
     not finished (its job has not run, or not to the end): steps run in order."""
-    if etape == "tout" or step >= etape or finished_training(checkpoint, epochs, time_budget_s):
+    if etape == "tout" or step >= etape or finished_training(checkpoint, epochs):
         return
     raise RuntimeError(
         f"étape {etape} : l'entraînement {checkpoint.stem} de l'étape {step} n'est pas "
