@@ -94,11 +94,11 @@ def assignment_splits():
     from coursekit.hungarian import data as assignment
 
     per_group = 60
-    sample_range = assignment.balanced_sample_range(2, per_group)
     big = assignment.balanced_sample_range(2, 10 * per_group)
-    return (assignment.generate(2, sample_range, seed=0),
-            assignment.generate(2, big, seed=0, split="val"),
-            assignment.generate(2, big, seed=0, split="test"))  # fmt: skip
+    train = assignment.generate(2, assignment.balanced_sample_range(2, per_group), seed=0)
+    # The earlier splits given, not regenerated: val and test exclude the train split used.
+    val = assignment.generate(2, big, seed=0, split="val", exclude=[train])
+    return train, val, assignment.generate(2, big, seed=0, split="test", exclude=[train, val])
 
 
 @pytest.fixture(scope="module")
