@@ -8,12 +8,10 @@ the same command after a kill reuses the folder and fit() resumes from them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +34,7 @@ from coursekit.batch.runs import (
     write_status,
 )
 from coursekit.settings import REPO_ROOT, runs_dir, smoke_mode
+from coursekit.tracking import code_version
 
 # SIGUSR2 is the signal OAR sends before the walltime (`oarsub --checkpoint`).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
@@ -242,31 +241,6 @@ def _execute(notebook: Path, folder: Path, parameters: dict[str, Any], smoke: bo
         if error is exc:
             raise
         raise error from None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
-                              text=True, timeout=30, check=False)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def code_version() -> dict[str, Any]:
-    """Return the code this process runs: its package folder, git commit and dirty state.
-
-    dirty: tracked files differ from the commit; diff: a hash of those differences, so
-    that two dirty states can be told apart. commit None: not a git checkout (or no git).
-    """
-    commit = _git("rev-parse", "HEAD")
-    diff = _git("diff", "HEAD", "--no-ext-diff", "--binary") if commit else None
-    return {
-        "package": str(Path(__file__).resolve().parents[1]),
-        "commit": commit.strip() if commit else None,
-        "dirty": bool(diff) if diff is not None else None,
-        "diff": hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None,
-    }
 
 
 def _code_change(first: dict[str, Any], code: dict[str, Any]) -> str | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,8 @@ from coursekit.hungarian.lesson import (
 )
 from coursekit.hungarian.metrics import cell_weights
 from coursekit.models.measure import count_parameters
-from coursekit.settings import REPO_ROOT, artifact_path
+from coursekit.settings import artifact_path
+from coursekit.tracking import code_version
 from coursekit.train import History
 
 if TYPE_CHECKING:
@@ -99,19 +99,12 @@ def experiment_id(client: MlflowClient, name: str = EXPERIMENT) -> str:
     return client.create_experiment(name, artifact_location=_artifact_location(client))
 
 
-def code_version() -> dict[str, str]:
-    """Return {'mlflow.source.git.commit': sha or 'unknown', 'git_dirty': 'true'/'false'/...}."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10, check=True)  # fmt: skip
-        return done.stdout.strip()
-
-    try:
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-        return {"mlflow.source.git.commit": git("rev-parse", "HEAD"), "git_dirty": str(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"mlflow.source.git.commit": "unknown", "git_dirty": "unknown"}
+def code_tags() -> dict[str, str]:
+    """Return the MLflow tags of the code that runs: {'mlflow.source.git.commit': sha or
+    'unknown', 'git_dirty': 'True'/'False'/'unknown'} (`coursekit.tracking.code_version`)."""
+    code = code_version()
+    dirty = "unknown" if code["dirty"] is None else str(code["dirty"])
+    return {"mlflow.source.git.commit": code["commit"] or "unknown", "git_dirty": dirty}
 
 
 def find_run(client: MlflowClient, config: HungarianConfig, experiment: str = EXPERIMENT):
@@ -180,7 +173,7 @@ def tracked_run(
     data = data or load_data(config)
     tags = {"config_name": config.name, "label": config.label, "seed": str(config.seed),
             "torch": torch.__version__, "cpu_threads": str(torch.get_num_threads()),
-            **code_version()}  # fmt: skip
+            **code_tags()}  # fmt: skip
     mlflow_run = client.create_run(experiment_id(client, experiment), run_name=config.name,
                                    tags=tags)  # fmt: skip
     run_id = mlflow_run.info.run_id
