@@ -156,6 +156,21 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
 
 
+def _student_parser(sub) -> None:
+    p = sub.add_parser(
+        "student",
+        help="write the student edition of notebooks (answers replaced by stubs, via nbgrader)",
+        description="Write the student edition of each notebook: answers replaced by "
+        "`# VOTRE CODE ICI` / `VOTRE RÉPONSE ICI`, hidden tests removed, outputs cleared.",
+    )
+    p.add_argument(
+        "notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks (default: all of notebooks/)"
+    )
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write them (default: student/)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `coursekit` command."""
     parser = argparse.ArgumentParser(
@@ -167,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_run_parser, _runs_parser, _oar_parser, _sweep_parser):
         add(sub)
+    _student_parser(sub)
     return parser
 
 
@@ -272,10 +288,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_student(args: argparse.Namespace) -> int:
+    from coursekit.batch.student import StudentEditionError, write_student_editions
+
+    try:
+        written = write_student_editions(args.notebooks, args.out)
+    except StudentEditionError as exc:
+        print(f"coursekit student: error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `coursekit` command with `argv`; return its exit status."""
     args = build_parser().parse_args(argv)
     commands = {"run": _cmd_run, "runs": _cmd_runs, "oar": _cmd_oar, "sweep": _cmd_sweep}
+    commands["student"] = _cmd_student
     from coursekit.tuning import StudyError  # optuna itself is imported only by `sweep`
 
     try:
