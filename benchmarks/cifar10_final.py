@@ -9,7 +9,8 @@ labelled, only if the data root has a test split.
     .venv/bin/python benchmarks/cifar10_final.py --model final --budget-minutes 60 --device cuda
 
 --model tutorial is the sheet's start (batch 4, SGD lr 0.001, momentum 0.9); --model final
-is `coursekit.cifar.lesson.FINAL` (one-cycle laid over the epochs that fit the budget).
+is `coursekit.cifar.lesson.FINAL`. With a budget the rate follows the share of the budget
+used (`coursekit.cifar.budget`): the one-cycle ends when the budget does, the last epoch cut.
 The last line is `accuracy: NN.NN`, the validation accuracy in % (with the config's
 test-time flip for the final net).
 """
@@ -76,19 +77,23 @@ def main() -> None:
         f"loaded in {time.perf_counter() - t0:.1f} s"
     )
     print(f"config: {config}")
+    model = cifar.make_model(config)
+    trainable, total = count_parameters(model), count_parameters(model, trainable_only=False)
     print(
-        f"model: {config.model}, {count_parameters(cifar.make_model(config)):,} trainable "
-        f"parameters; device {config.device} ({torch.get_num_threads()} CPU threads)"
+        f"model: {config.model}, {trainable:,} trainable + {total - trainable:,} frozen = "
+        f"{total:,} parameters; device {config.device} ({torch.get_num_threads()} CPU threads)"
     )
     t0 = time.perf_counter()
     model, history = cifar.run(config, checkpoint=None, data=data)
     wall = time.perf_counter() - t0
     train_s = sum(history["seconds"])
-    images = len(history) * (len(data.labels) - config.holdout)
+    images = sum(history["images"])
     print(
-        f"stopped: {history.stopped_reason} after {len(history)} epochs; training "
-        f"{train_s:.0f} s, wall {wall:.0f} s (probe and set-up included), "
-        f"{images / train_s:,.0f} training images/s (epoch time incl. validation)"
+        f"stopped: {history.stopped_reason} after {len(history)} epochs "
+        f"({images / (len(data.labels) - config.holdout):.2f} epochs of images); training "
+        f"{train_s:.0f} s, wall {wall:.0f} s (set-up included), "
+        f"{images / train_s:,.0f} training images/s (epoch time incl. validation); "
+        f"rate at the end {history['lr_end'][-1]:.4g} (peak {config.lr:g})"
     )
     _, val, test = cifar.make_loaders(config, data)
     scores = cifar.evaluate_split(model, val, config.tta_flip, config.amp)

@@ -400,6 +400,7 @@ def fit(
     scheduler_monitor: str = "val_loss",
     callback: Callable[[dict[str, float]], None] | None = None,
     verbose: bool = True,
+    stop_when: Callable[[], bool] | None = None,
 ) -> History:
     """Train `model` for up to `epochs` epochs and return its History.
 
@@ -425,7 +426,9 @@ def fit(
         added to each epoch's row before the scheduler, early stopping and the printed
         line see it (also to the epoch-0 row of eval_before); its time counts in `seconds`;
       callback(row): called last with a copy of each epoch's row, to observe it (e.g. to
-        report to an Optuna trial); what it changes is not recorded.
+        report to an Optuna trial); what it changes is not recorded;
+      stop_when(): asked before each epoch; True ends training as a spent time budget
+        does (e.g. a schedule that measures the budget itself and cuts the last epoch).
     The `seconds` column is wall-clock time with the device synchronised.
     """
     device = get_device(device)
@@ -467,7 +470,8 @@ def fit(
 
     n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
     for epoch in range(done + 1, epochs + 1):
-        if time_budget_s is not None and _over_budget(history, time_budget_s):
+        over = time_budget_s is not None and _over_budget(history, time_budget_s)
+        if over or (stop_when is not None and stop_when()):
             history.stopped_reason = "time budget"
             if checkpoint is not None:  # the file must say why it stopped, not "running"
                 state.save(checkpoint, history, epoch - 1, identity)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
@@ -176,15 +175,55 @@ def test_final_net_trains_on_the_fixture(smoke):
     assert model.whiten.weight.abs().sum() > 0
 
 
-def test_time_budget_stops_training(smoke):
+class CallClock:
+    """A fake clock: every reading moves it by `step` seconds (the schedule reads it twice a
+    batch), so time follows the number of batches, whatever the machine."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_time_budget_cuts_the_last_epoch_at_the_budget(smoke):
     config = dataclasses.replace(
-        QUICK, batch_size=50, epochs=50, time_budget_s=1e-3, schedule="plateaus"
+        QUICK, batch_size=50, epochs=50, time_budget_s=20.0, schedule="onecycle"
     )
     checkpoint = smoke / "budget.pt"
-    _, history = cifar.run(config, checkpoint=checkpoint, verbose=False)
-    assert history.stopped_reason == "time budget" and len(history) == 1
-    plan = json.loads((smoke / "budget.pt.plan.json").read_text())
-    assert plan["epochs"] == 1 and plan["epoch_seconds"] > 0
+    clock = CallClock(0.5)  # 8 batches an epoch: about 8 s an epoch, 2.4 epochs in 19 s
+    _, history = cifar.run(config, checkpoint=checkpoint, verbose=False, clock=clock)
+    assert history.stopped_reason == "time budget" and len(history) == 3
+    assert history["images"][:2] == [400, 400] and 0 < history["images"][2] < 400
+    assert max(history["lr_end"]) > 0.5 * config.lr  # the cycle rose...
+    assert history["lr_end"][-1] < 0.1 * config.lr  # ...and ended near 0 at the budget
+    again = cifar.run(config, checkpoint=checkpoint, verbose=False, clock=CallClock(0.5))[1]
+    assert again.rows == history.rows  # finished: reloaded, not trained again
+
+
+def test_batch_sizes_compared_at_equal_time_budget(smoke):
+    data = cifar.load_data()
+    runs = {}
+    for batch in (10, 40):
+        config = dataclasses.replace(
+            QUICK, batch_size=batch, epochs=100, time_budget_s=64.0, label=f"b{batch}"
+        )
+        # the same cost per batch: bigger batches see more images in the same time
+        runs[batch] = cifar.run(config, checkpoint=None, verbose=False, data=data,
+                                clock=CallClock(0.5))[1]  # fmt: skip
+    seen = {b: sum(h["images"]) for b, h in runs.items()}
+    assert all(h.stopped_reason == "time budget" for h in runs.values())
+    assert seen[40] == pytest.approx(4 * seen[10], rel=0.1)  # same number of batches
+    summary = {b: cifar.budget_summary(h, 400) for b, h in runs.items()}
+    for b, row in summary.items():
+        assert row["époques"] == pytest.approx(seen[b] / 400)
+        assert row["images par seconde"] == pytest.approx(seen[b] / row["secondes"])
+        assert row["accuracy de validation"] == runs[b]["val_acc"][-1]
+    for h in runs.values():  # each learned within the budget
+        assert h["train_loss"][-1] < h["train_loss"][0] and max(h["val_acc"]) > 0.1 + 0.05
+    with pytest.raises(ValueError, match="train first"):
+        cifar.budget_summary(cifar.History(), 400)
 
 
 # --- profiles, subsets, one-hour steps --------------------------------------------------------

@@ -11,6 +11,7 @@ from coursekit.cifar.models import (
     TutorialNet,
     VariantNet,
     check_budget,
+    describe_final,
 )
 from coursekit.models import count_parameters
 
@@ -58,23 +59,56 @@ def test_variant_rejects_bad_options_clearly():
 
 
 @pytest.mark.parametrize("depth", [2, 3])
-def test_final_net_fits_the_budget(depth):
-    widths = (32, 80, 96) if depth == 2 else (24, 56, 72)
+def test_final_net_fits_the_sheets_250000_counting_frozen_weights(depth):
+    widths = (32, 80, 95) if depth == 2 else (24, 56, 72)
     model = FinalNet(widths, depth=depth)
-    assert check_budget(model) == count_parameters(model) <= MAX_PARAMS == 256_000
+    total = count_parameters(model, trainable_only=False)
+    assert check_budget(model) == total <= MAX_PARAMS == 250_000
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
 
 
 def test_final_net_default_count_and_frozen_whitening():
     model = FinalNet()
-    assert count_parameters(model) == 250_648
-    assert not model.whiten.weight.requires_grad  # frozen, so not counted
+    frozen = model.whiten.weight.numel()
+    assert not model.whiten.weight.requires_grad and frozen == 24 * 3 * 2 * 2
+    assert count_parameters(model) == 248_195  # trained by gradient descent
+    assert count_parameters(model, trainable_only=False) == 248_195 + frozen == 248_483
+
+
+def test_the_budget_counts_the_frozen_whitening_weights():
+    model = FinalNet()
+    trainable = count_parameters(model)
+    with pytest.raises(ValueError, match=r"\+ 288 frozen\), over the budget"):
+        check_budget(model, limit=trainable)  # the trained weights alone would fit
+    # the net: 250,648 trainable + 288 frozen, over the sheet's 250,000
+    with pytest.raises(ValueError, match="250,936 parameters"):
+        FinalNet(widths=(32, 80, 96))
 
 
 def test_final_net_over_budget_raises():
-    with pytest.raises(ValueError, match="over the budget of 256,000"):
+    with pytest.raises(ValueError, match="over the budget of 250,000"):
         FinalNet(widths=(32, 64, 128))
     assert count_parameters(FinalNet(widths=(32, 64, 128), max_params=None)) > MAX_PARAMS
+
+
+def test_the_final_nets_description_is_read_from_the_model():
+    plain, skip = describe_final(FinalNet()), describe_final(FinalNet((24, 56, 72), depth=3))
+    assert "sans connexion résiduelle" in plain and "2 convolutions 3×3" in plain
+    assert "avec connexion résiduelle" in skip and "3 convolutions 3×3" in skip
+    assert "largeurs 32, 80, 95" in plain and "(24 filtres, figée)" in plain
+    assert "95 → 10" in plain and "0,125" in plain
+
+
+def test_a_5x5_conv_split_into_two_3x3_keeps_the_geometry():
+    model = VariantNet(split=(1,))
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(5, 5), (3, 3), (3, 3)]
+    assert model.flat_features == 16 * 5 * 5  # same cropping as one 5x5
+    assert count_parameters(model) == 62_006 - (6 * 25 * 16) + 6 * 9 * 16 + 16 * 9 * 16 + 16
+    both = VariantNet(split=(0, 1), channels=(6, 16, 32), padding=2)
+    assert both.flat_features == 32 * 4 * 4
+    with pytest.raises(ValueError, match="split names conv layers"):
+        VariantNet(split=(2,))
 
 
 def test_init_whitening_decorrelates_2x2_patches():

@@ -13,6 +13,7 @@ from coursekit.models.layers import (
     layer_table,
     layer_totals,
     operation_counts,
+    pass_operations,
 )
 
 
@@ -209,3 +210,30 @@ def test_count_summary_scales_the_per_image_total():
     assert summary["per_pass"] == 10 * 680
     assert summary["train_pass_estimate"] == 3 * 10 * 680
     assert summary["ops_per_second"] == pytest.approx(10 * 680 / 2.0)
+
+
+def test_frozen_weights_are_listed_apart_from_the_trained_ones():
+    from coursekit.cifar.models import FinalNet
+
+    model = FinalNet()
+    table = layer_table(model, (3, 32, 32))
+    whiten = table.iloc[0]
+    assert (whiten["name"], whiten["weights"]) == ("whiten", "W1")  # the whitening is visible
+    assert whiten["weight_shapes"] == "(24, 3, 2, 2) + (24,)"
+    assert (whiten["n_params"], whiten["n_frozen"]) == (24, 288)
+    assert table["n_params"].sum() == count_parameters(model)
+    assert table["n_params"].sum() + table["n_frozen"].sum() == count_parameters(
+        model, trainable_only=False
+    )
+    assert table.loc[table["name"] != "whiten", "n_frozen"].eq(0).all()
+
+
+def test_pass_operations_split_by_type():
+    counts = operation_counts(tiny_net(), (1, 6, 6))
+    forward = pass_operations(counts, n_images=10)
+    train = pass_operations(counts, n_images=10, factor=3)
+    assert forward["total"] == 10 * 680
+    assert forward["maxima"] == 10 * int(counts.loc["total", "maxima"]) > 0
+    parts = ("additions", "multiplications", "maxima", "other")
+    assert sum(forward[k] for k in parts) == forward["total"]
+    assert train == {k: 3 * v for k, v in forward.items()}

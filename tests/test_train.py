@@ -223,6 +223,22 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun():
     assert len(history) <= 1
 
 
+def test_stop_when_ends_training_as_a_spent_budget_and_the_checkpoint_says_so(tmp_path):
+    asked = []
+
+    def stop_when() -> bool:
+        asked.append(len(asked))
+        return len(asked) > 3  # asked before epochs 1, 2, 3: True before the 4th
+
+    _, history = blob_run(10, checkpoint=tmp_path / "c.pt", stop_when=stop_when)
+    assert len(history) == 3 and history.stopped_reason == "time budget"
+    assert load_checkpoint(tmp_path / "c.pt")["stopped_reason"] == "time budget"
+    _, again = blob_run(10, checkpoint=tmp_path / "c.pt", stop_when=lambda: False)
+    assert again.rows == history.rows  # a finished training: reloaded, not continued
+    _, unbounded = blob_run(3, stop_when=None)
+    assert len(unbounded) == 3 and unbounded.stopped_reason == "max epochs"
+
+
 def test_history_frame_and_eval_train():
     _, history = blob_run(2, eval_before=True, eval_train=True)
     df = history.to_frame()

@@ -73,7 +73,7 @@ class Handoff:
 
     def build_model(self) -> FinalNet:
         """Return the untrained FinalNet with the handed-on architecture."""
-        return FinalNet(**self.model)
+        return FinalNet(**self.model, max_params=None)  # a trained net is read as it was
 
     def load_model(self) -> FinalNet:
         """Return the trained FinalNet, weights read from the checkpoint, in eval mode."""

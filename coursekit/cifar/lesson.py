@@ -12,17 +12,16 @@ whatever the seed, so every variant is compared on the same images; with a class
 copy such as the JPEG one, "the last N images" would be all trucks). The test split is
 loaded only if present (the JPEG copy has none) and is for the very last measurement.
 
-Schedules are LR factors per epoch (`fit` steps a scheduler once per epoch). With a time
-budget the number of epochs is planned first: a short probe times a few training steps
-and one validation pass, `epochs_in_budget` turns that into E epochs, and the schedule is
-laid over E; `fit` still stops at the budget if epochs run slower than planned.
+Without a time budget, schedules are LR factors per epoch (`fit` steps a scheduler once
+per epoch). With one, the rate is set before every batch from the share of the budget
+used (`coursekit.cifar.budget`) and the last epoch is cut at the budget, so the schedule
+ends when the budget does however slow the epochs are (no probe, no plan of epochs).
+`epochs_in_budget` remains for reports such as "epochs in one hour".
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,13 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit import settings
-from coursekit.checkpoint import (
-    checkpoint_path,
-    config_name,
-    rng_state,
-    set_rng_state,
-    write_json,
-)
+from coursekit.checkpoint import checkpoint_path, config_name
+from coursekit.cifar.budget import BudgetLoader, TimeSchedule, time_factor
 from coursekit.cifar.models import FinalNet, TutorialNet, VariantNet
 from coursekit.data import DatasetMissingError, load_dataset, to_uint8_tensors
 from coursekit.data.tensor_loader import TensorLoader, normalize_uint8
@@ -51,11 +45,8 @@ from coursekit.settings import get_device, seed_everything
 from coursekit.train import (
     EarlyStopping,
     History,
-    evaluate,
     finished_checkpoint,
     fit,
-    synchronize,
-    train_epoch,
 )
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -66,10 +57,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("ce", "label_smoothing", "multi_margin")
 SCHEDULES = ("constant", "plateaus", "onecycle", "cosine")
 PLATEAU_FRACTIONS = (0.5, 0.25, 0.25)  # the sheet's plan: 50% / 25% / 25% of the epochs
-PROBE_IMAGES = 4096  # training images timed to plan a budget (after 2 warm-up batches)
-PROBE_EPOCH_SHARE = 4  # ...but at most a quarter of an epoch: on a small subset the probe
-# would otherwise cost as much as the epochs it plans
-BUDGET_MARGIN = 0.05  # plan for 5% less than the budget: epochs vary a little
+BUDGET_MARGIN = 0.05  # schedules end 5% before the budget: the last validation fits in it
 
 
 @dataclass(frozen=True)
@@ -77,19 +65,19 @@ class CifarConfig:
     """One training of notebook 04; the defaults are the PyTorch tutorial's.
 
     model: 'tutorial' (TutorialNet), 'variant' (VariantNet with channels, kernel_size,
-      padding, extra_conv, hidden, activation, batchnorm, dropout) or 'final' (FinalNet
+      padding, extra_conv, split, hidden, activation, batchnorm, dropout) or 'final' (FinalNet
       with widths, depth);
     batch_size: training batch; eval_batch: validation/test batch, a divisor of 10,000;
     optimizer: 'sgd' (momentum, nesterov), 'adam' or 'adamw'; weight_decay skips biases
       and BatchNorm parameters;
     loss: 'ce', 'label_smoothing' (CE with `label_smoothing`) or 'multi_margin' (hinge);
-    schedule: 'constant'; 'plateaus' (lr, lr/10, lr/100 over 50/25/25% of the epochs: the
-      sheet's 0.01/0.001/0.0001 with lr=0.01); 'onecycle' (linear warm-up over `warmup`
-      of the epochs to lr, then linear decay towards 0); 'cosine' (same warm-up, then
-      cosine decay);
+    schedule: 'constant'; 'plateaus' (lr, lr/10, lr/100 over 50/25/25% of the epochs, or
+      of the time budget: the sheet's 0.01/0.001/0.0001 with lr=0.01); 'onecycle' (linear
+      warm-up over `warmup` of the epochs or budget to lr, then linear decay to 0);
+      'cosine' (same warm-up, then cosine decay);
     hflip, crop_padding: training augmentation (random flip, random crop after padding);
     normalize: 'tutorial' ((x - 0.5) / 0.5) or 'cifar' (CIFAR-10 mean and std);
-    epochs: number of epochs, or the cap when time_budget_s is set (the plan decides);
+    epochs: number of epochs, or the cap when time_budget_s is set (the budget decides);
     holdout: validation images held out of the training images (last holdout/10 of each
       class); subset: keep only N training images, the first N/10 of each class;
     amp: float16 autocast on CUDA; channels_last: NHWC memory format (faster convs on
@@ -102,11 +90,12 @@ class CifarConfig:
     kernel_size: int = 5
     padding: int = 0
     extra_conv: int = 0
+    split: tuple[int, ...] = ()
     hidden: tuple[int, ...] = (120, 84)
     activation: str = "relu"
     batchnorm: bool = False
     dropout: float = 0.0
-    widths: tuple[int, ...] = (32, 80, 96)
+    widths: tuple[int, ...] = (32, 80, 95)
     depth: int = 2
     batch_size: int = 4
     eval_batch: int = 1000
@@ -134,7 +123,7 @@ class CifarConfig:
     label: str = "run"
 
     def __post_init__(self) -> None:
-        for key in ("channels", "hidden", "widths"):  # papermill and JSON give lists
+        for key in ("channels", "split", "hidden", "widths"):  # papermill, JSON give lists
             object.__setattr__(self, key, tuple(getattr(self, key)))
         choices = {
             "model": MODELS, "optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES,
@@ -182,35 +171,39 @@ ABLATIONS = (
 #   (measured: 10-12 % on the real images) and no comparison says anything; at 0.01 the
 #   tutorial net reaches about 30 %;
 # - long_epochs 10: enough to watch the running loss flatten on 5,000 images;
-# - aug_epochs 4: the augmentation study's four trainings are the dearest epochs left;
-# - one budget of 2 minutes for the LR plans, the final net and the ablation: with equal
-#   budgets the one-cycle plan, the final net and the ablation's reference are one
-#   training, and so is the ablation's "three plateaus" with the plan's;
-# - ablations: only the two that cost no training (mirror evaluation reuses the final
-#   net, three plateaus the plan's run): the ablation is beyond the sheet.
+# - batch_budget_minutes 0.5: each batch size gets the same half minute (the batch-4 run
+#   does about 3 epochs of 5,000 images on one CPU thread);
+# - one budget of 2 minutes for the LR plans, the final net, the ablation and the 2x2
+#   augmentation study on the final net: with equal budgets the one-cycle plan, the final
+#   net, the ablation's reference and "flip + crop" are one training, the ablation's
+#   "three plateaus" is the plan's and "without augmentation" the study's;
+# - ablations: only those that cost no training beyond the studies above.
 # "complet" keeps the study's sizes; its budgets are 50 minutes, not 60, so that each
 # step (training + start, data, reloading the earlier steps, and coursekit oar's 5-minute
 # margin before the walltime) fits a job of one hour, the sheet's limit.
 PROFILES: dict[str, dict[str, Any]] = {
     "séance": {
-        "subset": 6000, "holdout": 1000, "lr": 0.01, "long_epochs": 10, "aug_epochs": 4,
-        "plan_budget_minutes": 2, "final_budget_minutes": 2, "ablation_budget_minutes": 2,
-        "ablations": ["sans évaluation miroir", "trois paliers au lieu du cycle"],
+        "subset": 6000, "holdout": 1000, "lr": 0.01, "long_epochs": 10,
+        "batch_budget_minutes": 0.5, "plan_budget_minutes": 2, "final_budget_minutes": 2,
+        "ablation_budget_minutes": 2,
+        "ablations": [
+            "sans évaluation miroir", "sans augmentation", "trois paliers au lieu du cycle",
+        ],
     },
     "complet": {
-        "subset": None, "holdout": 5000, "lr": 0.001, "long_epochs": 30, "aug_epochs": 20,
-        "plan_budget_minutes": 50, "final_budget_minutes": 50, "ablation_budget_minutes": 10,
-        "ablations": list(ABLATIONS),
+        "subset": None, "holdout": 5000, "lr": 0.001, "long_epochs": 30,
+        "batch_budget_minutes": 3, "plan_budget_minutes": 50, "final_budget_minutes": 50,
+        "ablation_budget_minutes": 10, "ablations": list(ABLATIONS),
     },
 }  # fmt: skip
 
 # The full study as one-hour GPU jobs (parameter `etape`): step k trains its part and
 # stops; the earlier steps' trainings are reloaded from their checkpoints (seconds).
 STEPS = {
-    1: "sections 1 à 5 : tutoriel, variantes, loss jusqu'au plateau, taille de lot, augmentation",
+    1: "sections 1 à 5 : tutoriel, variantes, loss jusqu'au plateau, taille de lot",
     2: "section 6 : le plan à trois paliers",
     3: "sections 6 et 7 : le plan one-cycle, qui est l'entraînement du réseau final",
-    4: "section 7 : première moitié de l'étude d'ablation",
+    4: "section 7 : augmentation 2 × 2 et première moitié de l'étude d'ablation",
     5: "sections 7 et 8 : seconde moitié de l'ablation, bilan",
 }
 
@@ -389,7 +382,8 @@ def make_model(config: CifarConfig) -> nn.Module:
     elif config.model == "variant":
         model = VariantNet(
             channels=config.channels, kernel_size=config.kernel_size, padding=config.padding,
-            extra_conv=config.extra_conv, hidden=config.hidden, activation=config.activation,
+            extra_conv=config.extra_conv, split=config.split, hidden=config.hidden,
+            activation=config.activation,
             batchnorm=config.batchnorm, dropout=config.dropout,
         )  # fmt: skip
     else:
@@ -505,67 +499,32 @@ def make_scheduler(config: CifarConfig, optimizer: torch.optim.Optimizer, epochs
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def time_schedule(
+    config: CifarConfig,
+    optimizer: torch.optim.Optimizer,
+    clock: Callable[[], float] = time.perf_counter,
+) -> TimeSchedule:
+    """Return the config's schedule driven by the share of its time budget used.
+
+    It ends at (1 - BUDGET_MARGIN) of the budget, leaving the margin to the last epoch's
+    validation; plateaus are lr, lr/10, lr/100 over 50/25/25 % of that time.
+    """
+    if config.time_budget_s is None:
+        raise ValueError("time_schedule needs config.time_budget_s (seconds)")
+    plateaus = tuple(zip(PLATEAU_FRACTIONS, (1.0, 0.1, 0.01), strict=True))
+
+    def factor(fraction: float) -> float:
+        return time_factor(fraction, config.schedule, config.warmup, plateaus)
+
+    budget = config.time_budget_s * (1 - BUDGET_MARGIN)
+    return TimeSchedule(optimizer, budget, factor, clock=clock)
+
+
 def epochs_in_budget(epoch_seconds: float, budget_s: float, margin: float = BUDGET_MARGIN) -> int:
     """Return how many epochs of `epoch_seconds` fit in (1 - margin) * budget_s, at least 1."""
     if epoch_seconds <= 0 or budget_s <= 0:
         raise ValueError(f"epoch_seconds and budget_s must be > 0, got {epoch_seconds}, {budget_s}")
     return max(1, math.floor(budget_s * (1 - margin) / epoch_seconds))
-
-
-def probe_epoch_seconds(
-    config: CifarConfig, model: nn.Module, train: TensorLoader, val: TensorLoader
-) -> float:
-    """Return the estimated seconds of one epoch (training + validation) of this config.
-
-    Times about PROBE_IMAGES training images (at most a quarter of an epoch) on a copy of
-    the model (after 2 warm-up batches) and one validation pass; the RNG state is restored
-    afterwards, so the run itself does not depend on the probe.
-    """
-    device, state = train.device, rng_state()
-    model = copy.deepcopy(model).to(device)
-    optimizer, loss_fn = make_optimizer(config, model), make_loss(config)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp and device.type == "cuda")
-    steps = min(
-        math.ceil(PROBE_IMAGES / config.batch_size),
-        max(3, math.ceil(len(train) / PROBE_EPOCH_SHARE)),
-    )
-    steps = max(1, min(len(train), steps))
-    kwargs = {"device": device, "scaler": scaler}
-    train_epoch(model, itertools.islice(train, 2), optimizer, loss_fn, **kwargs)
-    synchronize(device)
-    t0 = time.perf_counter()
-    train_epoch(model, itertools.islice(train, steps), optimizer, loss_fn, **kwargs)
-    synchronize(device)
-    t1 = time.perf_counter()
-    evaluate(model, val, loss_fn, device, amp=config.amp)
-    synchronize(device)
-    set_rng_state(state)
-    return (t1 - t0) * len(train) / steps + time.perf_counter() - t1
-
-
-def plan_epochs(
-    config: CifarConfig,
-    model: nn.Module,
-    train: TensorLoader,
-    val: TensorLoader,
-    plan_file: Path | None = None,
-) -> tuple[int, float | None]:
-    """Return (epochs to lay the schedule over, probed epoch seconds or None).
-
-    Without a budget, or with a constant rate (nothing to lay out): config.epochs. With one:
-    the epochs that fit (at most config.epochs), from a probe, or from `plan_file` when a
-    resumed run wrote it, so that a resumed run keeps its schedule.
-    """
-    if config.time_budget_s is None or config.schedule == "constant":
-        return config.epochs, None
-    if plan_file is not None and plan_file.exists():
-        plan = json.loads(plan_file.read_text())
-        return int(plan["epochs"]), float(plan["epoch_seconds"])
-    seconds = probe_epoch_seconds(config, model, train, val)
-    epochs = min(config.epochs, epochs_in_budget(seconds, config.time_budget_s))
-    if plan_file is not None:
-        write_json({"epochs": epochs, "epoch_seconds": seconds}, plan_file)
-    return epochs, seconds
 
 
 # --- training and evaluation ---------------------------------------------------------------
@@ -585,6 +544,7 @@ def run(
     data: CifarData | None = None,
     callback: Callable[[dict[str, float]], None] | None = None,
     early_stopping: EarlyStopping | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[nn.Module, History]:
     """Return (trained model, History) of one training; columns as `coursekit.train.fit`.
 
@@ -601,25 +561,80 @@ def run(
     train, val, _ = make_loaders(config, data, device)
     if isinstance(model, FinalNet):
         model.init_whitening(_whitening_images(train))
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    plan_file = checkpoint.with_name(checkpoint.name + ".plan.json") if checkpoint else None
-    if retrain and plan_file is not None:
-        plan_file.unlink(missing_ok=True)
-    epochs, seconds = plan_epochs(config, model, train, val, plan_file)
-    if verbose and seconds is not None:
-        print(
-            f"plan : {epochs} époques d'environ {fr_num(seconds, 3)} s dans un budget de "
-            f"{fr_num(config.time_budget_s, 4)} s",
-            flush=True,
-        )
     optimizer = make_optimizer(config, model)
+    options: dict[str, Any] = {"scheduler": None, "time_budget_s": None, "stop_when": None}
+    loader: Any = train
+    if config.time_budget_s is None:
+        options["scheduler"] = make_scheduler(config, optimizer, config.epochs)
+    else:
+        schedule = time_schedule(config, optimizer, clock=clock)
+        loader = BudgetLoader(train, schedule)
+        options.update(scheduler=schedule, stop_when=schedule.exhausted)
+        if verbose:
+            print(
+                f"budget : {fr_num(config.time_budget_s, 4)} s ; taux d'apprentissage réglé "
+                "avant chaque lot selon la part du budget écoulée",
+                flush=True,
+            )
+
+    def images(_model: nn.Module, _epoch: int) -> dict[str, float]:
+        # after the epoch: its images and the rate of its last batch (where the plan got to)
+        seen = getattr(loader, "images_seen", train.num_samples)
+        return {"images": seen, "lr_end": optimizer.param_groups[0]["lr"]}
+
     history = fit(
-        model, train, val, epochs=config.epochs, optimizer=optimizer, loss_fn=make_loss(config),
-        scheduler=make_scheduler(config, optimizer, epochs), device=device,
-        time_budget_s=config.time_budget_s, checkpoint=checkpoint, restart=retrain,
-        amp=config.amp, callback=callback, early_stopping=early_stopping, verbose=verbose,
+        model, loader, val, epochs=config.epochs, optimizer=optimizer, loss_fn=make_loss(config),
+        device=device, checkpoint=checkpoint, restart=retrain, amp=config.amp,
+        callback=callback, early_stopping=early_stopping, verbose=verbose, epoch_metrics=images,
+        **options,
     )  # fmt: skip
     return model, history
+
+
+def recipe_sentence(config: CifarConfig) -> str:
+    """Return a French sentence of the training recipe of `config`, read from its fields."""
+    optimizer = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}[config.optimizer]
+    if config.optimizer == "sgd" and config.momentum > 0:
+        optimizer += f" {'Nesterov' if config.nesterov else 'momentum'} {fr_num(config.momentum)}"
+    schedule = {
+        "constant": "constant", "plateaus": "trois paliers (taux, taux/10, taux/100)",
+        "onecycle": "un cycle (montée puis descente linéaires)",
+        "cosine": "montée linéaire puis descente en cosinus",
+    }[config.schedule]  # fmt: skip
+    loss = {
+        "ce": "entropie croisée", "multi_margin": "perte multi-marge",
+        "label_smoothing": "entropie croisée avec lissage des étiquettes "
+        + fr_num(config.label_smoothing),
+    }[config.loss]  # fmt: skip
+    augment = [w for w, on in (("retournement", config.hflip), ("recadrage", config.crop_padding))
+               if on]  # fmt: skip
+    decay = f"weight decay {fr_num(config.weight_decay)}" if config.weight_decay else "sans"
+    parts = [
+        f"{optimizer}, taux de pointe {fr_num(config.lr)}, plan {schedule}",
+        decay if config.weight_decay else "sans weight decay",
+        loss, f"lots de {config.batch_size}",
+        f"augmentation : {' et '.join(augment)}" if augment else "sans augmentation",
+        "évaluation sur l'image et son miroir" if config.tta_flip else "évaluation simple",
+    ]  # fmt: skip
+    return " ; ".join(parts)
+
+
+def budget_summary(history: History, train_images: int) -> dict[str, float]:
+    """Return what a budgeted run did: seconds, epochs (fractional), seconds per epoch,
+    training images per second and the last validation accuracy.
+
+    The epochs count the images seen (column 'images'), so a cut last epoch counts for its
+    share; the seconds include the validations, as the budget does.
+    """
+    seconds = sum(history["seconds"])
+    images = sum(history["images"])
+    if seconds <= 0 or images <= 0:
+        raise ValueError("the history records no training time or images: train first")
+    epochs = images / train_images
+    return {
+        "secondes": seconds, "époques": epochs, "secondes par époque": seconds / epochs,
+        "images par seconde": images / seconds, "accuracy de validation": history["val_acc"][-1],
+    }  # fmt: skip
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ All take images (B, 3, 32, 32) and return logits (B, 10).
 - `VariantNet`: the same net with every knob of the sheet's variants as an argument, so
   that a variant is one line: `VariantNet(channels=(32, 64))`, `VariantNet(extra_conv=32)`,
   `VariantNet(hidden=(256, 128, 64))`, `VariantNet(activation="gelu")`.
-- `FinalNet`: the sheet's final network, at most `MAX_PARAMS` trainable parameters. Its
+- `FinalNet`: the sheet's final network, at most `MAX_PARAMS` parameters counting its frozen
+  whitening weights (the sheet's 250,000 of séance 7, under the design's 256K). Its
   layout follows Keller Jordan's airbench (itself from tysam-code's hlb-CIFAR10 and David
   Page's "How to train your ResNet"), narrowed to the budget: a frozen 2x2 patch-whitening
   convolution, then three blocks of conv - max-pool - BatchNorm - GELU - conv - BatchNorm -
@@ -23,7 +24,8 @@ from torch import nn
 
 from coursekit.models.measure import count_parameters
 
-MAX_PARAMS = 256_000  # the sheet's budget of trainable parameters for the final network
+MAX_PARAMS = 250_000  # the sheet's limit (séance 7), every parameter counted, frozen ones too
+DESIGN_PARAMS = 256_000  # the design's "256K (1 Moctet)", above the sheet's final limit
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -74,6 +76,9 @@ class VariantNet(nn.Module):
       which a third conv-pool layer needs: without it 32 -> 28 -> 14 -> 10 -> 5 -> 1);
     extra_conv: filters of an extra 3x3 conv (padding 1) after the last conv layer, before
       its pool, so the tutorial geometry stays (0 = none);
+    split: indices of conv layers whose kernel_size x kernel_size conv becomes two
+      convs of (kernel_size + 1) // 2 (5x5 -> two 3x3, séance 6): the same cropping, each
+      followed by the activation, one pool after both;
     hidden: sizes of the hidden fully connected layers (the output layer is added);
     activation: 'relu', 'gelu', 'tanh' or 'leaky_relu';
     batchnorm: BatchNorm2d after every conv; dropout: before every hidden FC layer.
@@ -88,6 +93,7 @@ class VariantNet(nn.Module):
         kernel_size: int = 5,
         padding: int = 0,
         extra_conv: int = 0,
+        split: Sequence[int] = (),
         hidden: Sequence[int] = (120, 84),
         activation: str = "relu",
         batchnorm: bool = False,
@@ -96,10 +102,20 @@ class VariantNet(nn.Module):
         input_size: int = 32,
     ) -> None:
         super().__init__()
+        if any(not 0 <= i < len(channels) for i in split) or kernel_size % 2 == 0:
+            raise ValueError(
+                f"split names conv layers 0..{len(channels) - 1} of an odd kernel, got "
+                f"split={tuple(split)}, kernel_size={kernel_size}"
+            )
         layers: list[nn.Module] = []
         cin = 3
         for i, cout in enumerate(channels):
-            layers += _conv_act(cin, cout, kernel_size, padding, activation, batchnorm)
+            if i in split:  # two k'xk' convs crop as much as one kxk: 2 (k' - 1) = k - 1
+                half, pad = (kernel_size + 1) // 2, padding // 2
+                layers += _conv_act(cin, cout, half, pad, activation, batchnorm)
+                layers += _conv_act(cout, cout, half, padding - pad, activation, batchnorm)
+            else:
+                layers += _conv_act(cin, cout, kernel_size, padding, activation, batchnorm)
             cin = cout
             if i == len(channels) - 1 and extra_conv > 0:
                 layers += _conv_act(cin, extra_conv, 3, 1, activation, batchnorm)
@@ -142,12 +158,17 @@ def _flat_size(features: nn.Module, input_size: int) -> int:
 
 
 def check_budget(model: nn.Module, limit: int = MAX_PARAMS) -> int:
-    """Return the model's trainable parameter count; ValueError if it exceeds `limit`."""
-    n = count_parameters(model)
+    """Return the model's parameter count, frozen ones included; ValueError above `limit`.
+
+    The sheet counts every parameter that defines the network: the frozen whitening
+    weights, computed from the data, define it as much as the trained ones.
+    """
+    n = count_parameters(model, trainable_only=False)
     if n > limit:
+        trainable = count_parameters(model)
         raise ValueError(
-            f"{type(model).__name__} has {n:,} trainable parameters, over the budget of "
-            f"{limit:,}; narrow its widths"
+            f"{type(model).__name__} has {n:,} parameters ({trainable:,} trainable + "
+            f"{n - trainable:,} frozen), over the budget of {limit:,}; narrow its widths"
         )
     return n
 
@@ -197,24 +218,25 @@ def _dirac_conv(cin: int, cout: int) -> nn.Conv2d:
 class FinalNet(nn.Module):
     """Small airbench-style CIFAR-10 net, within `max_params` trainable parameters.
 
-    Shapes with the default widths (32, 80, 96), 250,648 trainable parameters:
+    Shapes with the default widths (32, 80, 95), 248,483 parameters (248,195 trainable
+    + 288 frozen whitening weights):
       (B, 3, 32, 32) -> whiten 2x2 conv, 24 filters, no padding (B, 24, 31, 31), GELU
-      -> block 1 (B, 32, 15, 15) -> block 2 (B, 80, 7, 7) -> block 3 (B, 96, 3, 3)
-      -> global max-pool (B, 96) -> linear, no bias (B, 10) -> x head_scale.
-    The whitening conv's weights are frozen (not counted); call `init_whitening` with
-    training images before training, otherwise they stay random (but frozen).
+      -> block 1 (B, 32, 15, 15) -> block 2 (B, 80, 7, 7) -> block 3 (B, 95, 3, 3)
+      -> global max-pool (B, 95) -> linear, no bias (B, 10) -> x head_scale.
+    The whitening conv's weights are frozen (not trained, but counted in the budget); call
+    `init_whitening` with training images before training, otherwise they stay random.
 
     widths: filters of the three blocks; depth: convs per block (2, or 3 with a skip);
     head_scale: multiplies the logits; 0.125 as in Page's ResNet-9, it keeps early logits
       small so that the large learning rates of one-cycle training stay stable;
-    max_params: raise ValueError above it (None: no check).
+    max_params: raise ValueError above it, frozen weights counted (None: no check).
     """
 
     WHITEN_FILTERS = 24  # 2 x (3 channels x 2 x 2 patch): each eigenvector and its negative
 
     def __init__(
         self,
-        widths: Sequence[int] = (32, 80, 96),
+        widths: Sequence[int] = (32, 80, 95),
         depth: int = 2,
         num_classes: int = 10,
         head_scale: float = 0.125,
@@ -258,3 +280,21 @@ class FinalNet(nn.Module):
         filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).flip(0)
         filters = filters.reshape(12, 3, 2, 2)
         weight.copy_(torch.cat([filters, -filters]))
+
+
+def describe_final(model: FinalNet) -> str:
+    """Return a French sentence describing `model`'s layout, read from the model itself."""
+    convs = 3 if model.blocks[0].conv3 is not None else 2
+    skip = "avec" if convs == 3 else "sans"
+    widths = [block.conv1.out_channels for block in model.blocks]
+    whiten = model.whiten
+    frozen = "figée" if not whiten.weight.requires_grad else "entraînée"
+    return (
+        f"une convolution de blanchiment {whiten.kernel_size[0]}×{whiten.kernel_size[1]} "
+        f"({whiten.out_channels} filtres, {frozen}) puis GELU, {len(model.blocks)} blocs de "
+        f"{convs} convolutions 3×3 (largeurs {', '.join(map(str, widths))}) chacun avec "
+        f"max-pooling 2×2, normalisation par lots et GELU, {skip} connexion résiduelle, "
+        f"un max-pooling global et une couche linéaire {model.head.in_features} → "
+        f"{model.head.out_features} sans biais, sorties multipliées par "
+        f"{str(model.head_scale).replace('.', ',')}"
+    )

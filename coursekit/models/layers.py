@@ -95,11 +95,14 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:
     ('Conv2d', 'relu', 'flatten'...), params (hyper-parameters as text, '' if none), input,
     input_shape (a tuple per image, a list of tuples when the op reads several tensors),
     output, output_shape, weights (W1, W2... in order of first use, 'aucun' without
-    parameter), weight_shapes (e.g. '(6, 3, 5, 5) + (6,)'), n_params (trainable scalars).
+    parameter), weight_shapes (e.g. '(6, 3, 5, 5) + (6,)'), n_params (trainable scalars),
+    n_frozen (scalars of parameters that do not train, e.g. a whitening conv computed from
+    the data: part of the network, counted apart).
 
     A module called twice (the tutorial's `self.pool`, a shared conv) gets one row per call
     with the same W name, but its parameters count in n_params at the first call only, so
-    the column sums to count_parameters(model) whenever every parameter is used.
+    the column sums to count_parameters(model) whenever every parameter is used (and
+    n_params + n_frozen to count_parameters(model, trainable_only=False)).
 
     The model is traced with torch.fx (symbolic_trace + ShapeProp), which also sees the
     functional calls of `forward` (F.relu, torch.flatten, x + y). A model that fx cannot
@@ -112,7 +115,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:
     weight_names: dict[tuple[int, ...], str] = {}
     counted: set[int] = set()
     for index, op in enumerate(_trace_ops(model, input_shape), start=1):
-        weights, shapes, n_params = _weight_columns(op, weight_names, counted)
+        weights, shapes, n_params, n_frozen = _weight_columns(op, weight_names, counted)
         rows.append(
             {
                 "layer": f"F{index}",
@@ -126,6 +129,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:
                 "weights": weights,
                 "weight_shapes": shapes,
                 "n_params": n_params,
+                "n_frozen": n_frozen,
             }
         )
     return pd.DataFrame(rows)
@@ -221,6 +225,19 @@ def count_summary(
         summary["seconds"] = seconds
         summary["ops_per_second"] = per_image * n_images / seconds
     return summary
+
+
+def pass_operations(
+    counts: pd.DataFrame, n_images: int, factor: float = 1.0
+) -> dict[str, int]:
+    """Return the operations of one pass over n_images by type: additions, multiplications,
+    maxima, other and total (forward counts x n_images x factor, rounded).
+
+    factor 3 estimates a training pass (forward plus about twice as much backward), an
+    estimate, not a count; factor 1 is the exact forward pass of an evaluation.
+    """
+    kinds = ("additions", "multiplications", "maxima", "other", "total")
+    return {k: round(int(counts.loc["total", k]) * n_images * factor) for k in kinds}
 
 
 # --- tracing ----------------------------------------------------------------------------------
@@ -394,17 +411,18 @@ def _value_shape(value: object) -> Shape | tuple | None:
 
 def _weight_columns(
     op: _Op, weight_names: dict[tuple[int, ...], str], counted: set[int]
-) -> tuple[str, str, int]:
-    """Return (W name, weight shapes text, trainable parameters not counted before)."""
+) -> tuple[str, str, int, int]:
+    """Return (W name, weight shapes text, trainable and frozen scalars not counted before)."""
     params = list(op.module.parameters()) if op.module is not None else [w for _, w in op.weights]
     if not params:
-        return NO_WEIGHT, "", 0
+        return NO_WEIGHT, "", 0, 0
     key = tuple(id(p) for p in params)
     name = weight_names.setdefault(key, f"W{len(weight_names) + 1}")
-    fresh = [p for p in params if id(p) not in counted and p.requires_grad]
+    fresh = [p for p in params if id(p) not in counted]
     counted.update(id(p) for p in params)
     shapes = " + ".join(str(tuple(p.shape)) for p in params)
-    return name, shapes, sum(p.numel() for p in fresh)
+    trainable = sum(p.numel() for p in fresh if p.requires_grad)
+    return name, shapes, trainable, sum(p.numel() for p in fresh) - trainable
 
 
 def _per_image(shape: Shape | tuple | None) -> Shape | tuple | None:
