@@ -547,26 +547,42 @@ def test_the_watchdog_signals_the_run_when_oar_does_not(tmp_path, venv):
     assert (tmp_path / "stopped").exists()
 
 
-def test_the_watchdog_kills_a_hung_run_marks_it_interrupted_and_exits_99(tmp_path, venv):
+@pytest.mark.parametrize(
+    ("checkpoints", "code", "state"),
+    [("saved in the attempt", 99, "interrupted"),  # OAR resubmits the job, which resumes
+     ("none", 5, "failed"),  # a run hung from the start would hang at every resubmission
+     ("only an earlier attempt's", 5, "failed")],
+)  # fmt: skip
+def test_the_watchdog_kills_a_hung_run_and_resubmits_it_only_if_it_saved_a_checkpoint(
+    tmp_path, venv, checkpoints, code, state
+):
     import socket
 
+    run = tmp_path / "runs/tiny_train/20260101-000000-run"
+    if checkpoints == "only an earlier attempt's":
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "old.pt").write_text("epoch 1")
+        (run / "status.json").write_text('{"state": "interrupted"}')
+    save = 'mkdir -p "$out/checkpoints"; echo 2 > "$out/checkpoints/new.pt"\n'
     # A run that records itself as running, then ignores the checkpoint signal and SIGTERM.
     (venv / "bin" / "coursekit").write_text(
         "#!/usr/bin/env bash\ntrap '' USR2 TERM\n"
         'out="${@: -1}"/tiny_train/20260101-000000-run\nmkdir -p "$out"\n'
         f'printf \'{{"state": "running", "pid": %d, "host": "{socket.gethostname()}"}}\' $$ '
         '> "$out/status.json"\n'
-        'echo $$ > "$FAKE_DIR/pid"\necho "$@" > "$FAKE_DIR/started"\n'
+        + (save if checkpoints == "saved in the attempt" else "")
+        + 'echo $$ > "$FAKE_DIR/pid"\necho "$@" > "$FAKE_DIR/started"\n'
         "while true; do sleep 0.05; done\n"
     )
     script = _with_watchdog_times(write_job_script(_spec(tmp_path, venv)), 2, 4)
     proc = _start_job(script, tmp_path)
     start = time.monotonic()
-    assert proc.wait(timeout=60) == 99  # OAR resubmits the job, which resumes the run
+    assert proc.wait(timeout=60) == code
     assert time.monotonic() - start < 30
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    status = json.loads((tmp_path / "runs/tiny_train/20260101-000000-run/status.json").read_text())
-    assert status["state"] == "interrupted"
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == state
     assert "by the job's walltime watchdog" in status["error"]
+    assert ("not resubmitted" in status["error"]) == (code == 5)

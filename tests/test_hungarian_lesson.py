@@ -145,6 +145,34 @@ def test_hungarian_labels_match_and_timings_are_measured(splits):
     assert H.model_ms(H.HNet(2), test, n=64, repeats=1) > 0
 
 
+def test_the_timing_sample_is_spread_over_resolutions_and_pairs():
+    from coursekit.hungarian.data import RESOLUTIONS, balanced_sample_range, generate
+
+    data = generate(10, balanced_sample_range(10, 400), seed=0, split="test", exclude=())
+    first = H.take(data, np.arange(1024))  # what the timing took before: block-ordered
+    sample = H.timing_sample(data, 1024, seed=0)
+    assert len(sample) == 1024 and len(set(map(bytes, sample.distances))) == 1024
+
+    def shares(part, key):
+        values = getattr(part, key) if key != "pair" else part.nb_ref * 100 + part.nb_pred
+        kinds, counts = np.unique(values, return_counts=True)
+        return dict(zip(kinds.tolist(), (counts / len(part)).tolist(), strict=True))
+
+    # every resolution in its share of the split (binomial noise of 1,024 draws: < 4 points)
+    whole, drawn = shares(data, "resolution"), shares(sample, "resolution")
+    assert set(drawn) == set(RESOLUTIONS)
+    assert max(abs(drawn[r] - whole[r]) for r in whole) < 0.04
+    assert len(shares(first, "resolution")) < len(RESOLUTIONS) / 2  # the first: block-ordered
+    # most (nb_ref, nb_pred) pairs met, their mean sizes those of the split
+    assert len(shares(sample, "pair")) > 0.9 * len(shares(data, "pair"))
+    for key in ("nb_ref", "nb_pred"):
+        assert abs(getattr(sample, key).mean() - getattr(data, key).mean()) < 0.5
+    again = H.timing_sample(data, 1024, seed=0)
+    assert np.array_equal(again.distances, sample.distances)  # same seed, same sample
+    small = H.timing_sample(H.take(data, np.arange(100)), 1024)
+    assert len(small) == 100  # all of a smaller split
+
+
 def test_load_data_generates_the_config_splits(tmp_data):
     train, val, test = H.load_data(H.HungarianConfig(max_doas=3, per_group=30, data_seed=2))
     assert train.max_doas == 3 and len(val) == len(test) and len(val) < len(train)
@@ -233,3 +261,32 @@ def test_a_profile_never_trains_the_same_config_under_two_names(profile):
     names = {c.name for c in _profile_configs(H.PROFILES[profile])}
     hashes = [name.rsplit("_", 1)[1] for name in names]
     assert len(hashes) == len(set(hashes))
+
+
+def test_the_dhn_variant_is_xus_weighted_focal_loss_on_the_cells_of_raw_distances():
+    config = H.ablation_configs(H.HungarianConfig(**SMALL), ["dhn"], seeds=[0])[0]
+    assert config.arch == "dhn" and H.make_model(config).clip_input is None
+    labels = torch.zeros(4, 2, 2)
+    labels[0, 0, 0] = labels[1, 1, 0] = labels[1, 0, 1] = 1  # 3 ones among 16 cells
+    loss = H.make_loss(config, labels)
+    logits = torch.randn(4, 2, 2)
+    p = torch.sigmoid(logits)
+    w1, w0 = 13 / 16, 3 / 16  # Xu: positives weigh the share of zeros, negatives of ones
+    xu = -(w1 * (1 - p) ** 2 * labels * p.log() + w0 * p**2 * (1 - labels) * (1 - p).log())
+    # one term only (no row or column max), summed over the cells, averaged over the batch
+    assert loss(logits, labels).item() == pytest.approx(xu.sum().item() / 4, rel=1e-5)
+
+
+def test_f1_per_batch_averages_the_batches_and_differs_from_the_pooled_f1(splits):
+    train, _, test = splits
+    weights = cell_weights(torch.from_numpy(train.labels))
+    model = H.make_model(H.HungarianConfig(**SMALL))
+    whole = H.f1_per_batch(model, test, weights, batch=len(test))
+    assert whole == pytest.approx(H.score(model, test, weights)["f1"])  # one batch: pooled
+    logits, labels = H.predict_logits(model, test), torch.from_numpy(test.labels)
+    by_hand = []
+    for start in range(0, len(test), 100):
+        scores = AssignmentScores(weights)
+        scores.update(logits[start : start + 100], labels[start : start + 100])
+        by_hand.append(scores.compute()["f1"])
+    assert H.f1_per_batch(model, test, weights, batch=100) == pytest.approx(np.mean(by_hand))

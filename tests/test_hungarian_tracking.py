@@ -8,6 +8,7 @@ import torch
 
 from coursekit.hungarian import lesson as H
 from coursekit.hungarian import tracking as T
+from coursekit.hungarian.metrics import cell_weights
 
 SMALL = {"per_group": 60, "epochs": 2, "batch_size": 64, "lr": 3e-3, "hidden": 32}
 
@@ -52,7 +53,7 @@ def test_default_tracker_and_its_ui_command_name_the_store(tmp_path, monkeypatch
     store = tmp_path / "runs" / "smoke" / "07_hungariannet" / "mlflow"
     assert T.store_dir(client) == store.resolve()
     command = shlex.split(T.ui_command(client))
-    assert command == ["mlflow", "ui", "--backend-store-uri", f"sqlite:///{store.resolve()}/mlflow.db"]
+    assert command == ["./kit", "mlflow", str(store.resolve())]
 
 
 def test_tracked_run_is_written_and_read_back(splits, tracker, tmp_path, monkeypatch):
@@ -72,13 +73,24 @@ def test_tracked_run_is_written_and_read_back(splits, tracker, tmp_path, monkeyp
     assert per_epoch.iloc[-1] == pytest.approx(row["final_val_f1"])
     run = tracker.get_run(run_id)
     assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["seed"] == "0"
-    files = [f.path for f in tracker.list_artifacts(run_id, "model")]
-    assert files == [f"model/{config.name}.pt"]
-    local = tracker.download_artifacts(run_id, files[0], str(tmp_path))
-    state = torch.load(local, weights_only=True)
-    assert set(state) == set(H.make_model(config).state_dict())
-    versions = tracker.search_model_versions(f"run_id = '{run_id}'")
-    assert [v.name for v in versions] == ["07_hungariannet-hnet-2doas"]
+    version = T.run_version(tracker, run_id)
+    assert version.name == T.registered_name(config, "test_tracking") == "test_tracking-hnet-2doas"
+    assert version.source.startswith("models:/")  # resolved through the store, no file path
+    assert version.tags["config_name"] == config.name
+    # the version is an MLflow model: named by an alias, loaded back, same outputs and F1
+    uri = T.set_alias(tracker, run_id, "best")
+    assert uri == "models:/test_tracking-hnet-2doas@best"
+    loaded = T.load_version(tracker, uri)
+    assert isinstance(loaded, type(H.make_model(config)))
+    trained, _ = H.run(config, checkpoint=tmp_path / "t.pt", data=splits, verbose=False)
+    x = torch.from_numpy(splits[1].distances[:64])
+    assert torch.equal(loaded(x), trained.eval()(x))
+    weights = cell_weights(torch.from_numpy(splits[0].labels))
+    assert H.score(loaded, splits[1], weights)["f1"] == row["final_val_f1"]
+    by_number = T.load_version(tracker, f"models:/{version.name}/{version.version}")
+    assert torch.equal(by_number(x), loaded(x))
+    signature = T.version_signature(tracker, version)
+    assert signature.inputs.inputs[0].shape == (-1, 2, 2)
     # tracked again: found, not trained nor logged twice
     again = T.tracked_run(config, client=tracker, checkpoint=None, data=splits,
                           experiment="test_tracking")  # fmt: skip

@@ -4,13 +4,15 @@ The job is idempotent (`-t idempotent`) and checkpointable (`--checkpoint DELAY`
 seconds before the walltime OAR sends SIGUSR2 to the script, which passes it to the run;
 the run stops (status `interrupted`, at most the current epoch lost) and the script exits
 with code 99. A watchdog in the script sends that signal itself should OAR's not come, and
-kills a run that has not stopped shortly before the walltime (still exit 99).
+kills a run that has not stopped shortly before the walltime (exit 99 if it saved a
+checkpoint in this attempt, else 5: a run hung from the start must not loop).
 OAR resubmits an idempotent job that exits with 99 after running more than
 60 s; the new job runs the same command, which resumes in the same run folder.
 
 What would make a resubmitted job fail again ends the chain with another exit code
 (`coursekit.batch.errors`): an environment that does not run on the node (3), no GPU
-this torch build runs on (4), an attempt that saved no checkpoint before the signal (5).
+this torch build runs on (4), an attempt that saved no checkpoint before the signal, or a
+run killed by the watchdog that saved none in the attempt (5).
 Each job gets its own script, never overwritten: OAR resubmits a job by its script's path.
 """
 
@@ -273,13 +275,21 @@ on_checkpoint() {{
   [ "$status" -eq 0 ] && exit 0  # the run ended before the signal
   if [ -n "$pid" ] && [ "$status" -ne 140 ]; then
     # Killed (by the watchdog): the run could not record that it stopped; say it for it.
+    # Resubmitted only if it saved a checkpoint in this attempt: a run hung before any
+    # would hang again at each resubmission ({no_progress} ends the chain).
     local why="killed (exit $status) after the checkpoint signal, by the job's walltime"
     why+=" watchdog if it did not stop within {margin} s; it resumes from its last checkpoint"
-    "$PY" -c 'import sys; from coursekit.batch.runs import abandon_runs
-abandon_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])' {out} {name} "$pid" "$why"
+    "$PY" -c 'import json, sys; from coursekit.batch import runs
+found = runs.abandon_runs(*sys.argv[1:3], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]))
+sys.exit(0 if any(progressed for _, progressed in found) else 1)' \
+      {out} {name} "$pid" "$why" "$checkpoints_at_start" || exit {no_progress}
   fi
   exit {resubmit}
 }}
+# The runs' checkpoints as this attempt starts, to tell whether a killed run saved any.
+checkpoints_at_start=$("$PY" -c 'import json, sys; from coursekit.batch import runs
+print(json.dumps(runs.checkpoint_snapshot(*sys.argv[1:3])))' {out} {name}) ||
+  checkpoints_at_start={{}}
 # The walltime watchdog: OAR's checkpoint signal may not come, and a run that hangs after it
 # would outlive the walltime (the job then ends without exit {resubmit} and the run stays
 # "running"). Seconds since this script started (bash's SECONDS; OAR's clock started first):
@@ -348,7 +358,7 @@ def job_script(spec: JobSpec, path: Path) -> str:
         f"# Exit codes: {RESUBMIT} OAR resubmits the job (walltime reached, run saved); "
         f"{EXIT_ENVIRONMENT} the environment",
         f"# does not run on the node; {EXIT_NO_GPU} no GPU this torch runs on; "
-        f"{EXIT_NO_PROGRESS} walltime too short for one epoch.",
+        f"{EXIT_NO_PROGRESS} no checkpoint saved in the attempt.",
         *_directives(spec, name, walltime, logs),
     ]
     lines = ["set -u", f"cd {shlex.quote(str(REPO_ROOT))} || exit 1", activate]

@@ -26,6 +26,7 @@ from coursekit.batch.nbparams import check_parameters, resolved_parameters
 from coursekit.batch.runs import (
     HEARTBEAT_S,
     check_label,
+    checkpoint_marks,
     find_resumable,
     fingerprint,
     new_run_dir,
@@ -187,20 +188,6 @@ def _heartbeat(folder: Path) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-def checkpoint_marks(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Return {checkpoint file: (inode, size, mtime_ns)} for the files under folder/checkpoints.
-
-    Compared before and after an attempt, the marks tell whether it saved anything, with no
-    clock involved (the nodes writing to an NFS folder need not agree on the time).
-    """
-    marks = {}
-    for path in sorted((folder / "checkpoints").rglob("*")):
-        if path.is_file():
-            info = path.stat()
-            marks[str(path.relative_to(folder))] = (info.st_ino, info.st_size, info.st_mtime_ns)
-    return marks
 
 
 def _interrupted(folder: Path, exc: RunInterrupted, progressed: bool) -> Exception | None:

@@ -146,16 +146,60 @@ def find_resumable(root: Path, notebook: str, fingerprint_: str) -> Path | None:
     return folder
 
 
-def abandon_runs(root: Path, notebook: str, pid: int, reason: str) -> list[Path]:
-    """Mark `interrupted` the runs of `notebook` under `root` that process `pid` of this host
-    left `running` (it was killed before it could say so); return their folders."""
+def checkpoint_marks(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Return {checkpoint file: (inode, size, mtime_ns)} for the files under folder/checkpoints.
+
+    Compared before and after an attempt, the marks tell whether it saved anything, with no
+    clock involved (the nodes writing to an NFS folder need not agree on the time).
+    """
+    marks = {}
+    for path in sorted((Path(folder) / "checkpoints").rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            marks[str(path.relative_to(folder))] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return marks
+
+
+def checkpoint_snapshot(root: Path, notebook: str) -> dict[str, list[list[Any]]]:
+    """Return {run folder: sorted [file, inode, size, mtime_ns] rows} of the checkpoints of
+    every run of `notebook` under `root` (JSON-ready: a job takes it at its start)."""
+    return {str(folder): checkpoint_snapshot_of(folder)
+            for folder, _ in _statuses(Path(root), notebook)}  # fmt: skip
+
+
+def abandon_runs(
+    root: Path, notebook: str, pid: int, reason: str,
+    before: dict[str, list[list[Any]]] | None = None,
+) -> list[tuple[Path, bool]]:  # fmt: skip
+    """Mark the runs of `notebook` under `root` that process `pid` of this host left
+    `running` (it was killed before it could say so); return [(folder, progressed)].
+
+    before: `checkpoint_snapshot` taken when the job started. A run that saved no checkpoint
+    since (progressed False) is marked `failed`, not `interrupted`: resubmitted, a run that
+    hung before its first checkpoint would hang again, forever. Without `before`, every
+    run counts as progressed (`interrupted`).
+    """
     found = []
     for folder, status in _statuses(Path(root), notebook):
         mine = status.get("host") == socket.gethostname() and status.get("pid") == int(pid)
-        if mine and status.get("state") == "running":
+        if not (mine and status.get("state") == "running"):
+            continue
+        now = checkpoint_snapshot_of(folder)
+        progressed = before is None or now != before.get(str(folder), [])
+        if progressed:
             write_status(folder, state="interrupted", error=reason)
-            found.append(folder)
+        else:
+            write_status(folder, state="failed", error=(
+                f"{reason}; it saved no checkpoint in this attempt, so a resubmitted job would "
+                "stop at the same point again: not resubmitted. Find why it hangs (the "
+                f"notebook in {folder}), then run the same command again"))  # fmt: skip
+        found.append((folder, progressed))
     return found
+
+
+def checkpoint_snapshot_of(folder: Path) -> list[list[Any]]:
+    """Return the sorted [file, inode, size, mtime_ns] rows of one run folder's checkpoints."""
+    return sorted([name, *mark] for name, mark in checkpoint_marks(folder).items())
 
 
 def new_run_dir(root: Path, notebook: str, label: str) -> Path:

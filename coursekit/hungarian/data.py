@@ -94,6 +94,11 @@ class AssignmentData:
         return torch.from_numpy(self.distances), torch.from_numpy(self.labels).float()
 
 
+def take(data: AssignmentData, index: np.ndarray) -> AssignmentData:
+    """Return the matrices of `data` at `index` (an integer or boolean array), meta kept."""
+    return AssignmentData(**{key: getattr(data, key)[index] for key in ARRAYS}, meta=data.meta)
+
+
 def pairs_per_group(max_doas: int) -> np.ndarray:
     """Return (max_doas + 1,) ints: how many (nb_ref, nb_pred) pairs have min(...) = k."""
     _check_max_doas(max_doas)

@@ -37,6 +37,7 @@ from coursekit.hungarian.data import (
     MatrixLoader,
     balanced_sample_range,
     ensure_dataset,
+    take,
 )
 from coursekit.hungarian.metrics import AssignmentScores, cell_weights
 from coursekit.hungarian.models import DeepHungarianNet, HNet, three_outputs
@@ -280,6 +281,19 @@ def score(model: nn.Module, data: AssignmentData, weights: torch.Tensor) -> dict
     return scores.compute()
 
 
+def f1_per_batch(model: nn.Module, data: AssignmentData, weights: torch.Tensor,
+                 batch: int = PUBLIC_BATCH) -> float:  # fmt: skip
+    """Return the public script's test F1: the weighted F1 of each batch of `batch` matrices
+    (in the split's order, the last one incomplete), averaged over the batches."""
+    logits, labels = predict_logits(model, data), torch.from_numpy(data.labels)
+    values = []
+    for start in range(0, len(data), batch):
+        scores = AssignmentScores(weights)
+        scores.update(logits[start : start + batch], labels[start : start + batch])
+        values.append(scores.compute()["f1"])
+    return float(np.mean(values))
+
+
 def val_scores(val: AssignmentData, weights: torch.Tensor) -> Callable[[nn.Module, int], dict]:
     """Return a `fit` epoch_metrics hook giving val_<score> of the SCORE_KEYS on `val`."""
 
@@ -406,6 +420,17 @@ def train_public_recipe(
 # --- HNet vs the exact Hungarian algorithm ---------------------------------------------
 
 
+def timing_sample(data: AssignmentData, n: int = TIMING_MATRICES, seed: int = 0) -> AssignmentData:
+    """Return n matrices of `data` drawn uniformly at random without replacement (all of
+    them, shuffled, if fewer): every resolution and (nb_ref, nb_pred) block in proportion.
+
+    A split is stored block after block (resolution, then pair): its first n matrices
+    are one resolution and a few pairs, not what scipy and HNet meet on average.
+    """
+    rng = np.random.default_rng(seed)
+    return take(data, rng.permutation(len(data))[:n])
+
+
 def hungarian_labels(data: AssignmentData, n: int | None = None) -> np.ndarray:
     """Return uint8 (n, M, M): scipy's assignment of the active block of the first n matrices
     (active rows and columns from the stored masks), one linear_sum_assignment per matrix."""
@@ -436,12 +461,21 @@ def hungarian_ms(data: AssignmentData, n: int = TIMING_MATRICES, repeats: int = 
 
 @torch.no_grad()
 def model_ms(model: nn.Module, data: AssignmentData, n: int = TIMING_MATRICES,
-             repeats: int = 5) -> float:  # fmt: skip
-    """Return the median milliseconds for `model` (eval mode, CPU) to score the first n
-    matrices in one batch, sigmoid and threshold included."""
-    model = copy.deepcopy(model).cpu().eval()
-    x = torch.from_numpy(data.distances[:n])
-    return 1000 * _median_seconds(lambda: torch.sigmoid(model(x)) > 0.5, repeats)
+             repeats: int = 5, device: str = "cpu") -> float:  # fmt: skip
+    """Return the median milliseconds for `model` (eval mode, on `device`) to score the
+    first n matrices in one batch, sigmoid and threshold included (on a GPU, the batch is
+    already there and the clock waits for the GPU to finish)."""
+    target = torch.device(device)
+    model = copy.deepcopy(model).to(target).eval()
+    x = torch.from_numpy(data.distances[:n]).to(target)
+
+    def forward() -> torch.Tensor:
+        out = torch.sigmoid(model(x)) > 0.5
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+        return out
+
+    return 1000 * _median_seconds(forward, repeats)
 
 
 # --- Ablation study ----------------------------------------------------------------------
@@ -459,7 +493,13 @@ ABLATION: dict[str, dict[str, Any]] = {
     "cell_term_only": {"weights": (1.0, 0.0, 0.0)},
     "focal": {"loss": "focal"},
     "pos_weight": {"balance": True},
-    "dhn": {"arch": "dhn", "loss": "focal", "balance": True},
+    # Xu et al.'s training of their DHN (deepmot's train_DHN.py): one output, the cells,
+    # under a focal loss (gamma 2) whose positives weigh the share of zeros and negatives
+    # the share of ones, on the raw distances. Kept from the other variants, for a fair
+    # comparison: Adam at lr 1e-3 (Xu: RMSprop, 3e-5), class shares of the whole training
+    # split (Xu: of each batch), hidden 128 (Xu: 256; 4 times the computation on a CPU).
+    "dhn": {"arch": "dhn", "loss": "focal", "balance": True, "weights": (1.0, 0.0, 0.0),
+            "clip_input": 0.0},
 }
 
 

@@ -1,9 +1,10 @@
 """Notebook 07's MLflow tracker: trainings of `coursekit.hungarian.lesson` logged and read back.
 
 `tracked_run` does a `lesson.run` inside an MLflow run (parameters, metrics per epoch, final
-scores, CPU inference time, git commit, seed, the model file as an artifact and a version
-of a registered model), `run_ablation` does it for a list of configurations, and
-`runs_table` / `epoch_history` read the tracker back.
+scores, CPU inference time, git commit, seed, the model logged with `mlflow.pytorch` and
+registered as a version), `run_ablation` does it for a list of configurations,
+`runs_table` / `epoch_history` read the tracker back, `set_alias` / `load_version` name a
+version in the registry and load it back.
 
 Store: a SQLite database and a folder of artifacts in
 `settings.artifact_path("07_hungariannet", "mlflow")`, the one rule for what runs write:
@@ -14,12 +15,13 @@ MLflow's telemetry is switched off before it is imported: nothing here uses the 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shlex
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from coursekit.checkpoint import atomic_write
 from coursekit.hungarian.lesson import (
     SCORE_KEYS,
     HungarianConfig,
@@ -47,11 +48,14 @@ from coursekit.train import History
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models import ModelSignature
 
 NOTEBOOK = "07_hungariannet"
 EXPERIMENT = NOTEBOOK
 DATABASE = "mlflow.db"
 BATCH_METRICS = 1000  # MLflow takes at most 1,000 metrics per log_batch call
+EXAMPLE_MATRICES = 4  # the logged model's input example: a few validation matrices
 
 
 def tracking_dir() -> Path:
@@ -83,8 +87,9 @@ def store_dir(client: MlflowClient) -> Path:
 
 
 def ui_command(client: MlflowClient) -> str:
-    """Return the shell command that opens MLflow's web interface on the client's store."""
-    return f"mlflow ui --backend-store-uri {shlex.quote(client.tracking_uri)}"
+    """Return the shell command that opens MLflow's web interface on the client's store,
+    `./kit mlflow <store>` (it installs the full mlflow package, extra `mlflow-ui`, if needed)."""
+    return f"./kit mlflow {shlex.quote(str(store_dir(client)))}"
 
 
 def _artifact_location(client: MlflowClient) -> str:
@@ -117,22 +122,97 @@ def find_run(client: MlflowClient, config: HungarianConfig, experiment: str = EX
     return runs[0] if runs else None
 
 
-def _log_model(client: MlflowClient, run_id: str, model: nn.Module, config: HungarianConfig):
-    """Log the weights as artifact model/<name>.pt and register them as a model version."""
-    from mlflow.exceptions import MlflowException
+def registered_name(config: HungarianConfig, experiment: str = EXPERIMENT) -> str:
+    """Return the registry name of the config's model versions, '<experiment>-<arch>-<M>doas'."""
+    return f"{experiment}-{config.arch}-{config.max_doas}doas"
 
-    with tempfile.TemporaryDirectory() as tmp:  # MLflow copies the file into its store
-        path = Path(tmp) / f"{config.name}.pt"
-        atomic_write(path, lambda f: torch.save(model.state_dict(), f))
-        client.log_artifact(run_id, str(path), artifact_path="model")
-    registered = f"{EXPERIMENT}-{config.arch}-{config.max_doas}doas"
+
+@contextmanager
+def _fluent(client: MlflowClient) -> Iterator[None]:
+    """Point MLflow's fluent API (mlflow.pytorch.log_model) at the client's store, then back."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(client._registry_uri)
     try:
-        client.create_registered_model(registered)
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+def _log_model(
+    client: MlflowClient, run_id: str, model: nn.Module, config: HungarianConfig,
+    example: np.ndarray, experiment: str = EXPERIMENT,
+) -> ModelVersion:  # fmt: skip
+    """Log the model the MLflow way (MLmodel, signature, input example) and register it as a
+    version of `registered_name(config)`; return that version.
+
+    The version's source is the logged model's `models:/<id>` URI, resolved through the
+    store (no absolute file path); pip requirements are given, not inferred (inferring
+    them loads the model in a subprocess, seconds per run). Pickle format, not MLflow 3's
+    default torch.export archive: that one fixes the batch size of the input example and
+    loads back as a graph, not as the HNet class.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    model = copy.deepcopy(model).cpu().eval()
+    with torch.no_grad():
+        output = model(torch.from_numpy(example)).numpy()
+    # Pickle is chosen on purpose (above): mlflow's warning about it, at every run, says no more.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    with _fluent(client), mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            model, name="model", signature=infer_signature(example, output),
+            input_example=example, serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )  # fmt: skip
+    name = registered_name(config, experiment)
+    try:  # registered here, not by log_model, which prints a line per version
+        client.create_registered_model(name)
     except MlflowException:
         pass  # already registered by an earlier run
-    source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    return client.create_model_version(registered, source=source, run_id=run_id,
-                                       tags={"config_name": config.name})  # fmt: skip
+    with _fluent(client):  # the source 'models:/<id>' resolves through the tracking URI
+        return client.create_model_version(name, source=info.model_uri, run_id=run_id,
+                                           tags={"config_name": config.name},
+                                           model_id=info.model_id)  # fmt: skip
+
+
+def run_version(client: MlflowClient, run_id: str) -> ModelVersion:
+    """Return the registered model version logged by run `run_id`."""
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    if not versions:
+        raise LookupError(
+            f"run {run_id} registered no model version (tracked before models were logged "
+            "with mlflow.pytorch?); retrain it with retrain=True"
+        )
+    return max(versions, key=lambda v: int(v.version))
+
+
+def set_alias(client: MlflowClient, run_id: str, alias: str = "best") -> str:
+    """Give the alias to the version that run `run_id` logged; return 'models:/<name>@<alias>'."""
+    version = run_version(client, run_id)
+    client.set_registered_model_alias(version.name, alias, version.version)
+    return f"models:/{version.name}@{alias}"
+
+
+def version_signature(client: MlflowClient, version: ModelVersion) -> ModelSignature:
+    """Return the signature (input and output tensor specs) logged with a model version."""
+    from mlflow.models import get_model_info
+
+    with _fluent(client):
+        return get_model_info(f"models:/{version.name}/{version.version}").signature
+
+
+def load_version(client: MlflowClient, uri: str) -> nn.Module:
+    """Return the model of a registry URI ('models:/<name>@<alias>' or '.../<version>') on CPU."""
+    import mlflow
+
+    with _fluent(client):
+        return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
 
 
 def _metrics(values: dict[str, float], step: int = 0) -> list:
@@ -159,10 +239,10 @@ def tracked_run(
     Logged: every config field as a parameter, plus parameter count and split sizes; tags
     config_name, seed, git commit and dirty flag, torch version, CPU threads; per-epoch
     metrics (the History columns, step = epoch); final_val_<score> (and final_test_<score>
-    with test=True); cpu_ms_per_1024 (inference time); the weights as an artifact and a
-    version of the registered model '<experiment>-<arch>-<M>doas'. A config already
-    tracked as FINISHED is not run again unless retrain. verbose: the training's progress
-    (`fit`), or a line saying the run was found in the tracker.
+    with test=True); cpu_ms_per_1024 (inference time); the model (`mlflow.pytorch`, with
+    signature and input example) as a version of the registered model `registered_name`.
+    A config already tracked as FINISHED is not run again unless retrain. verbose: the
+    training's progress (`fit`), or a line saying the run was found in the tracker.
     """
     found = None if retrain else find_run(client, config, experiment)
     if found is not None:
@@ -180,7 +260,7 @@ def tracked_run(
     try:
         model, history = run(config, checkpoint=checkpoint, retrain=retrain, data=data,
                              verbose=verbose)  # fmt: skip
-        _log_results(client, run_id, config, model, history, data, test)
+        _log_results(client, run_id, config, model, history, data, test, experiment)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
@@ -205,6 +285,7 @@ def _log_results(
     history: History,
     data: Splits,
     test: bool,
+    experiment: str = EXPERIMENT,
 ) -> None:
     """Log the parameters, per-epoch and final metrics and the model of a finished run."""
     from mlflow.entities import Param
@@ -222,7 +303,7 @@ def _log_results(
                      metrics=metrics[:BATCH_METRICS])  # fmt: skip
     for start in range(BATCH_METRICS, len(metrics), BATCH_METRICS):
         client.log_batch(run_id, metrics=metrics[start : start + BATCH_METRICS])
-    _log_model(client, run_id, model, config)
+    _log_model(client, run_id, model, config, val.distances[:EXAMPLE_MATRICES], experiment)
 
 
 def runs_table(client: MlflowClient, experiment: str = EXPERIMENT) -> pd.DataFrame:
