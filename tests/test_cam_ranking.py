@@ -136,6 +136,26 @@ def test_imagenet_images_use_different_instances_when_given(tmp_path):
     assert images["several"].min() == 90 and len(study) == 5  # the given file wins
 
 
+def test_default_several_image_shows_four_different_cifar10_cats(tmp_path, fixture_data):
+    cats = lcam.cifar10_instances(fixture_data, "cat")
+    assert len(cats) == 4 and all(c.shape == (32, 32, 3) and c.dtype == np.uint8 for c in cats)
+    assert len({c.tobytes() for c in cats}) == 4  # four different images
+    from coursekit.data import load_dataset, to_uint8_tensors
+
+    images, labels = to_uint8_tensors(load_dataset("CIFAR10", train=False, root=fixture_data,
+                                                   download=False))
+    of_class = images[labels == 3].permute(0, 2, 3, 1).numpy()  # 3: cat
+    assert all(np.array_equal(c, of_class[i]) for i, c in enumerate(cats))
+    shown, _, sources = lcam.imagenet_images(tmp_path / "absent", 64, instances=cats)
+    quadrants = [shown["several"][r:r + 32, c:c + 32] for r in (0, 32) for c in (0, 32)]
+    for quadrant, cat in zip(quadrants, cats, strict=True):
+        assert np.abs(quadrant.astype(int) - lcam.square(cat, 32).astype(int)).mean() < 8
+    assert "4 chats différents de CIFAR-10" in sources["several"]
+    assert lcam.cifar10_instances(tmp_path / "empty", "cat") == []  # no CIFAR-10: no download
+    with pytest.raises(ValueError, match="not a CIFAR-10 class"):
+        lcam.cifar10_instances(fixture_data, "tabby")
+
+
 def test_map_observation_says_where_the_mass_lies():
     cam = np.zeros((8, 8))
     cam[:4, 4:] = 1.0  # all of it in the top-right quadrant

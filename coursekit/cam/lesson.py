@@ -1,9 +1,10 @@
 """Notebook 03: what a CNN looks at (the CAM family, torchcam 0.5) and how its maps move
 when the image is transformed (imgaug).
 
-- Images: scikit-image's samples (the cat `chelsea`, a mosaic of it for several cats, the
-  `coffee` cup for none), students' own files in `<data root>/cam/`, or CIFAR-10 validation
-  images.
+- Images: scikit-image's samples (the cat `chelsea` for one cat, the `coffee` cup for
+  none; several cats: a mosaic of four different CIFAR-10 cats read from the data root,
+  `cifar10_instances`, nothing downloaded), students' own files in `<data root>/cam/`, or
+  CIFAR-10 validation images.
 - `compute_cams`: maps (N, H, W) in [0, 1] at the image's size, and class probabilities.
 - `TRANSFORMS`: brightness, contrast, shear, elastic distortion, scale, perspective, each
   with `STEPS` deterministic magnitudes > 0 (the original image, magnitude 0, is the
@@ -165,29 +166,58 @@ def class_images(folder: str | Path, size: int) -> list[np.ndarray]:
     return found
 
 
+def cifar10_instances(root: str | Path | None, class_name: str = "cat", n: int = 4
+                      ) -> list[np.ndarray]:
+    """Return the first n CIFAR-10 images of `class_name` in the data root `root`, uint8
+    (32, 32, 3): different objects of the class (test split if present, else training);
+    [] when the root holds no CIFAR-10 (nothing is downloaded)."""
+    from coursekit.data import load_dataset, to_uint8_tensors
+    from coursekit.data.formats import CIFAR_CLASSES
+    from coursekit.data.vision import DatasetMissingError
+
+    if class_name not in CIFAR_CLASSES:
+        raise ValueError(f"{class_name!r} is not a CIFAR-10 class; choose among {CIFAR_CLASSES}")
+    for train in (False, True):
+        try:
+            dataset = load_dataset("CIFAR10", train=train, root=root, download=False)
+        except DatasetMissingError:
+            continue
+        images, labels = to_uint8_tensors(dataset)
+        picked = torch.nonzero(labels == CIFAR_CLASSES.index(class_name)).flatten()[:n]
+        if len(picked) == n:
+            return list(images[picked].permute(0, 2, 3, 1).numpy())
+    return []
+
+
 def imagenet_images(
-    folder: str | Path, size: int
+    folder: str | Path, size: int, instances: Sequence[np.ndarray] = ()
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, str]]:
     """Return ({'one', 'several', 'none'}, study images (N, size, size, 3), {role: source}).
 
     The students' files of `folder` (`user_images`) replace scikit-image's samples
-    (`default_images`). Without a `several` file, four or more images of the class
-    (`class_images`) make a 2x2 mosaic of four different objects; otherwise the default
-    mosaic shows scikit-image's only cat four times, and its source says so. The study
-    images are the class images of the folder, or the `one` image alone.
+    (`default_images`). Without a `several` file, the 2x2 mosaic of four different objects
+    comes from four or more images of the class in the folder (`class_images`), else from
+    `instances` (four different objects of the default class, e.g. `cifar10_instances`);
+    only without either does it show scikit-image's only cat four times, and its source
+    says so. The study images are the class images of the folder, or the `one` image alone.
     """
     images = default_images(size)
     sources = {role: "scikit-image" for role in images}
-    sources["several"] = "scikit-image : le même chat sous quatre vues (un seul chat disponible)"
+    sources["several"] = ("scikit-image : le même chat sous quatre vues (un seul chat "
+                          "disponible ; CIFAR-10 absent de la racine des données)")
+    half = max(size // 2, 1)
+    if len(instances) >= 4:
+        images["several"] = square(mosaic([square(im, half) for im in instances[:4]]), size)
+        sources["several"] = ("mosaïque de 4 chats différents de CIFAR-10 (32 × 32 pixels, "
+                              "agrandis)")
     own = user_images(folder, size)
     images.update(own)
     sources.update({role: f"votre image ({folder})" for role in own})
-    instances = class_images(folder, size)
-    half = max(size // 2, 1)
-    if "several" not in own and len(instances) >= 4:
-        images["several"] = square(mosaic([square(im, half) for im in instances[:4]]), size)
+    found = class_images(folder, size)
+    if "several" not in own and len(found) >= 4:
+        images["several"] = square(mosaic([square(im, half) for im in found[:4]]), size)
         sources["several"] = f"mosaïque de 4 de vos images différentes ({folder})"
-    study = np.stack(instances) if instances else images["one"][None]
+    study = np.stack(found) if found else images["one"][None]
     return images, study, sources
 
 

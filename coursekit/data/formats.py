@@ -22,6 +22,11 @@ CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "ba
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
+# what the notebooks print and draw (their prose is French); the code keeps torchvision's names
+CIFAR_CLASSES_FR = dict(zip(CIFAR_CLASSES, (
+    "avion", "automobile", "oiseau", "chat", "cerf", "chien", "grenouille", "cheval", "bateau",
+    "camion",
+), strict=True))  # fmt: skip
 CIFAR_JPG_FOLDER = "cifar10-jpg"  # one JPEG per image: cifar10-jpg/<split>/<class>/<n>.jpg
 CIFAR_JPG_SPLITS = ("train", "test")
 CIFAR_JPG_SUFFIXES = (".jpg", ".jpeg")
