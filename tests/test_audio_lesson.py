@@ -37,7 +37,10 @@ def test_config_checks_its_fields():
                        ({"freq_warp": 0.6}, "freq_warp"), ({"epochs": 0}, "epochs"),
                        ({"time_stretch": 0.5}, "time_stretch"), ({"lifter": -1}, "lifter"),
                        ({"min_hz": 500, "max_hz": 400}, "max_hz"),
-                       ({"schedule": "step"}, "schedule")):
+                       ({"schedule": "step"}, "schedule"), ({"vtln": 0.5}, "vtln"),
+                       ({"train_speakers": ["alba"]}, "train_speakers"),
+                       ({"split": "speaker", "test_speaker": "alba",
+                         "train_speakers": ["alba", "bruno"]}, "train_speakers")):
         with pytest.raises(ValueError, match=match):
             AudioConfig(**bad)
 
@@ -53,9 +56,12 @@ def test_config_name_changes_with_what_is_learned_only():
     assert dataclasses.replace(base, device="cpu").name == base.name
     assert dataclasses.replace(base, ensemble=3).name != base.name
     assert dataclasses.replace(base, adapt=0.7).name != base.name
-    # A training's name is the one it had before the `ensemble` and `adapt` fields existed.
+    assert dataclasses.replace(base, vtln=0.1).name != base.name
+    fold = dataclasses.replace(base, split="speaker", test_speaker="x")
+    assert dataclasses.replace(fold, train_speakers=("y",)).name != fold.name
+    # A training's name is the one it had before the fields of NEW_FIELDS existed.
     before = {k: v for k, v in dataclasses.asdict(base).items()
-              if k not in ("ensemble", "adapt")}
+              if k not in ("ensemble", "adapt", "train_speakers", "vtln")}
     assert base.name == config_name("audio", before)
 
 
@@ -86,6 +92,16 @@ def test_split_rows(data):
     fit_rows, val_rows = lesson.split_rows(table, dataclasses.replace(config, eval="validation"))
     assert set(table["speaker"].iloc[val_rows]) == {"dmitri"}
     assert set(table["speaker"].iloc[fit_rows]) == {"alba", "bruno"}  # the test voice is out
+    named = dataclasses.replace(config, train_speakers=["bruno", "alba"])
+    train, test = lesson.split_rows(table, named)
+    assert set(table["speaker"].iloc[train]) == {"alba", "bruno"}
+    assert set(table["speaker"].iloc[test]) == {"chloe"}
+    fit_rows, val_rows = lesson.split_rows(table, dataclasses.replace(named, eval="validation"))
+    # validation: the training speaker after the test one among the named ones (cyclic)
+    assert set(table["speaker"].iloc[val_rows]) == {"alba"}
+    assert set(table["speaker"].iloc[fit_rows]) == {"bruno"}
+    with pytest.raises(ValueError, match="no recordings"):
+        lesson.split_rows(table, dataclasses.replace(config, train_speakers=["zoe"]))
     train, test = lesson.split_rows(table, AudioConfig())
     fit_rows, val_rows = lesson.split_rows(table, AudioConfig(eval="validation"))
     assert set(fit_rows) | set(val_rows) == set(train) and not set(val_rows) & set(test)
@@ -235,6 +251,18 @@ def test_adaptation_learns_the_teachers_confident_labels_without_reading_eval_la
         AudioConfig(adapt=1.0)
 
 
+def test_vtln_warps_training_and_evaluation_recordings_alike(data):
+    config = dataclasses.replace(QUICK, split="speaker", test_speaker="chloe", trim_db=30)
+    plain, warped = (lesson.prepare(dataclasses.replace(config, vtln=v), data)
+                     for v in (0.0, 0.15))
+    for key in ("x_train", "x_eval"):
+        assert warped[key].shape == plain[key].shape
+        # the fixture's voices differ by formant scale: some recordings get a factor != 1
+        assert not torch.allclose(warped[key], plain[key])
+    again = warped["norm"](data.x[warped["eval_rows"]], data.lengths[warped["eval_rows"]])
+    assert torch.equal(again, warped["x_eval"])  # a recording's factor depends on it alone
+
+
 def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):
     config = dataclasses.replace(QUICK, epochs=3, min_hz=100, max_hz=3400, lifter=12,
                                  schedule="cosine", freq_warp=0.1, fill_time=True, deltas=True)
@@ -358,3 +386,15 @@ def test_smoke_warned_says_the_data_are_synthetic(monkeypatch):
     monkeypatch.setenv("COURSEKIT_SMOKE", "1")
     warned = lesson.smoke_warned("Verdict : x.")
     assert warned.startswith("Verdict : x. ") and "données synthétiques" in warned
+
+
+def test_batches_fingerprint_their_content_so_checkpoints_follow_the_data():
+    from coursekit.identity import data_identity
+
+    x, y = torch.randn(20, 1, 8, 8), torch.arange(20) % 2
+    same = data_identity(lesson.Batches([x.clone()], y.clone(), 4))
+    assert data_identity(lesson.Batches([x], y, 4)) == same
+    assert data_identity(lesson.Batches([x + 1], y, 4)) != same  # other recordings
+    assert data_identity(lesson.Batches([x], 1 - y, 4)) != same  # other labels
+    assert data_identity(lesson.Batches([x[:10]], y[:10], 4)) != same  # another split
+    assert data_identity(lesson.Batches([x], y, 4, shuffle=True)) != same

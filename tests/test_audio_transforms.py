@@ -104,3 +104,38 @@ def test_voiced_bounds_finds_the_word_inside_the_real_frames():
     assert first.tolist() == [4, 2] and last.tolist() == [6, 4]
     first, last = tf.voiced_bounds(x, torch.tensor([12, 8]), below_db=60)
     assert first.tolist() == [4, 2] and last.tolist() == [8, 4]  # the click counts at 60 dB
+
+
+def test_warp_frequencies_follows_each_items_factor():
+    centres = mel_frequencies(MelConfig(n_mels=40))
+    x = torch.zeros(3, 1, 40, 2)
+    x[:, :, 20] = 1.0
+    warped = tf.warp_frequencies(x, torch.tensor([1.0, 1.2, 0.8]), centres)
+    assert torch.allclose(warped[0], x[0])
+    peaks = warped[:, 0, :, 0].argmax(1).tolist()
+    assert peaks[1] > 20 > peaks[2]  # a factor above 1 moves the formant up, below 1 down
+    assert abs(centres[peaks[1]] - 1.2 * centres[20]) < abs(centres[peaks[1]] - centres[20])
+
+
+def test_vtln_factors_undo_a_known_warp():
+    centres = mel_frequencies(MelConfig(n_mels=40))
+    bands = torch.arange(40.0)
+    # a long-term spectrum with two formant-like peaks, level removed as mean_spectra does
+    reference = torch.exp(-((bands - 12) / 2.5) ** 2) + torch.exp(-((bands - 24) / 3) ** 2)
+    reference = reference - reference.mean()
+    true = torch.tensor([0.9, 1.0, 1.1])
+    spectra = tf.warp_frequencies(reference.expand(3, 1, 40)[..., None], true, centres)[:, 0, :, 0]
+    found = tf.vtln_factors(spectra, reference, centres, max_warp=0.2, steps=41)
+    assert torch.allclose(found * true, torch.ones(3), atol=0.03)  # found ≈ 1 / true
+    with pytest.raises(ValueError, match="max_warp"):
+        tf.vtln_factors(spectra, reference, centres, max_warp=0.0)
+
+
+def test_mean_spectra_ignore_padding_and_level():
+    x = torch.zeros(2, 4, 6)
+    x[:, 1, :3] = 3.0
+    x[:, :, 3:] = 50.0  # padding past the 3 real frames: not read
+    x[1] += 10.0  # louder everywhere: the same spectrum
+    spectra = tf.mean_spectra(x, torch.tensor([3, 3]))
+    assert torch.allclose(spectra[0], torch.tensor([-0.75, 2.25, -0.75, -0.75]))
+    assert torch.allclose(spectra[1, :], torch.tensor([-0.75, 2.25, -0.75, -0.75]))

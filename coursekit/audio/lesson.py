@@ -43,13 +43,17 @@ from coursekit.audio.transforms import (
     cepstral_smoothing,
     fill_time,
     freq_warp,
+    mean_spectra,
     time_shift,
     time_stretch,
     trim_silence,
     utterance_normalize,
+    vtln_factors,
+    warp_frequencies,
     with_deltas,
 )
 from coursekit.checkpoint import config_name, load_checkpoint
+from coursekit.identity import array_digest
 from coursekit.settings import get_device, seed_everything, smoke_mode
 from coursekit.train import History, evaluate, fit, predict
 
@@ -57,7 +61,8 @@ SPLITS = ("random", "speaker")
 SCHEDULES = ("constant", "cosine")
 EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
-NEW_FIELDS = {"ensemble": 1, "adapt": 0.0}  # AudioConfig fields left out of names when at these
+# AudioConfig fields left out of names when at these values (added after trainings were kept)
+NEW_FIELDS = {"ensemble": 1, "adapt": 0.0, "train_speakers": (), "vtln": 0.0}
 # Appended to every verdict the notebook prints in smoke mode (as notebook 03 warns of its
 # random weights): the 4 artificial voices say nothing of real speech.
 SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict ne dit rien de la "
@@ -67,7 +72,8 @@ SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict n
 # 3-speaker FSDD sample by the notebook's complement (greedy selection, see
 # benchmarks/README.md): the word alone (silence cut, per-recording normalization, duration
 # normalization), changes of speaking rate, time shifts, VTLP, the 100-3,400 Hz band, an
-# ensemble of 3 networks and the unsupervised adaptation.
+# ensemble of 3 networks and the unsupervised adaptation. On the 4-speaker sample's
+# validation folds, VTLN on top (`vtln`) was indiscernable from it (benchmarks/README.md).
 RECIPE = {
     "trim_db": 30, "normalize": "utterance", "fill_time": True, "time_stretch": 0.15,
     "time_shift": 15, "freq_warp": 0.12, "min_hz": 100, "max_hz": 3400, "ensemble": 3,
@@ -78,8 +84,9 @@ RECIPE = {
 # study (today's defaults: 200 to 250 trainings with the complement, for a GPU); "séance"
 # answers every question of the sheet in one lab session on a 2-core CPU, where one epoch
 # on the 1,600 training recordings of FSDD's 4-speaker sample takes 3 to 9 s (1 thread,
-# quiet to loaded machine). It trains 6 audio networks (random split, 4 leave-one-speaker-
-# out folds, the fusion's audio network) plus the fusion's image and fusion networks.
+# quiet to loaded machine). It trains 9 audio networks (random split, 4 leave-one-speaker-
+# out folds of the base network, 4 of the recipe for part 8, whose first fold is also the
+# fusion's audio network) plus the fusion's image and fusion networks.
 PROFILES = {
     "séance": {
         # 6 epochs: the random split is past 90 % accuracy after 3 to 4 (its curve is flat
@@ -156,6 +163,8 @@ class AudioConfig:
 
     split: 'random' (test_fraction of the files, speakers ignored: the course's split) or
       'speaker' (every file of test_speaker in the test set);
+    train_speakers: with split='speaker', train on these speakers' recordings only (empty:
+      every speaker but test_speaker), e.g. to measure voices kept apart from the sample;
     eval: 'test', or 'validation' to measure on a part of the training side instead
       (a training speaker for the speaker split, see the module doc);
     normalize: 'global' (one mean and std over the training spectrograms: the course's
@@ -170,6 +179,10 @@ class AudioConfig:
     fill_time: stretch each recording's real frames over the whole length (duration
       normalization: every word lasts the same number of frames, whatever the speaking rate);
     deltas: add the time derivative of the spectrogram as a second input channel;
+    vtln: vocal tract length normalization (0 = off): each recording's frequency axis,
+      training and evaluation alike, is scaled by the factor in [1 - vtln, 1 + vtln] that
+      brings its long-term spectrum closest to the training recordings' mean one
+      (`vtln_factors`), from the recording alone;
     lifter: keep only the first `lifter` cepstral coefficients of each frame (0 = off):
       the log-mel spectrum is smoothed along frequency, which keeps the formant envelope and
       removes the pitch harmonics (`cepstral_smoothing`), on every set;
@@ -195,6 +208,7 @@ class AudioConfig:
 
     split: str = "random"
     test_speaker: str | None = None
+    train_speakers: tuple[str, ...] = ()
     test_fraction: float = 0.2
     split_seed: int = 0
     eval: str = "test"
@@ -205,6 +219,7 @@ class AudioConfig:
     fill_time: bool = False
     deltas: bool = False
     lifter: int = 0
+    vtln: float = 0.0
     time_shift: int = 0
     time_stretch: float = 0.0
     freq_warp: float = 0.0
@@ -229,6 +244,7 @@ class AudioConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))  # papermill gives lists
+        object.__setattr__(self, "train_speakers", tuple(sorted(self.train_speakers)))
         choices = {"split": SPLITS, "eval": EVALS, "normalize": NORMALIZATIONS, "head": HEADS,
                    "schedule": SCHEDULES}
         for key, allowed in choices.items():
@@ -236,9 +252,14 @@ class AudioConfig:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.split == "speaker" and not self.test_speaker:
             raise ValueError("split='speaker' needs test_speaker (the speaker held out)")
+        if self.train_speakers and (self.split != "speaker"
+                                    or self.test_speaker in self.train_speakers):
+            raise ValueError(f"train_speakers needs split='speaker' and must not hold the test "
+                             f"speaker; got split={self.split!r}, test_speaker="
+                             f"{self.test_speaker!r}, train_speakers={self.train_speakers}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.ensemble < 1:
             raise ValueError("epochs, batch_size and ensemble must be >= 1 and lr > 0")
-        for key in ("freq_warp", "time_stretch"):
+        for key in ("freq_warp", "time_stretch", "vtln"):
             if not 0 <= getattr(self, key) < 0.5:
                 raise ValueError(f"{key} must be in [0, 0.5), got {getattr(self, key)}")
         if self.max_hz is not None and self.max_hz <= self.min_hz:
@@ -293,9 +314,17 @@ def split_rows(table: pd.DataFrame, config: AudioConfig) -> tuple[np.ndarray, np
         fit_rows, val_rows = random_split(inner, config.test_fraction, config.split_seed + 1)
         return train[fit_rows], train[val_rows]
     train, test = speaker_split(table, [config.test_speaker])
+    speakers = table["speaker"].unique()
+    if config.train_speakers:
+        unknown = sorted(set(config.train_speakers) - set(speakers))
+        if unknown:
+            raise ValueError(f"train_speakers {unknown} have no recordings here; the speakers "
+                             f"are {sorted(speakers)}")
+        train = train[table["speaker"].iloc[train].isin(config.train_speakers).to_numpy()]
+        speakers = [*config.train_speakers, config.test_speaker]
     if config.eval == "test":
         return train, test
-    val_speaker = validation_speaker(table["speaker"].unique(), config.test_speaker)
+    val_speaker = validation_speaker(speakers, config.test_speaker)
     is_val = (table["speaker"].iloc[train] == val_speaker).to_numpy()
     return train[~is_val], train[is_val]
 
@@ -362,6 +391,14 @@ class Batches:
     def __len__(self) -> int:
         return -(-len(self.y) // self.batch_size)
 
+    def data_identity(self) -> dict[str, Any]:
+        """Return the fingerprint of what these batches hold (`identity.data_identity`): a
+        checkpoint trained on other recordings, pairs or images is not reused."""
+        return {"n": len(self.y), "inputs": [array_digest(t) for t in self.inputs],
+                "labels": array_digest(self.y), "batch_size": self.batch_size,
+                "shuffle": self.shuffle,
+                "transformed": [f is not None for f in self.transforms]}  # fmt: skip
+
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
         n = len(self.y)
         order = torch.randperm(n) if self.shuffle else torch.arange(n)
@@ -409,17 +446,26 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
         return cepstral_smoothing(x, config.lifter) if config.lifter else x
 
     fitted = normalizer(config, smooth(data.x[train_rows]))
+    y, lengths = data.y, data.lengths
+    centres = mel_frequencies(data.mel)
+
+    def word(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return trim_silence(x, lengths, config.trim_db) if config.trim_db > 0 else (x, lengths)
+
+    if config.vtln > 0:  # the reference spectrum: the training recordings' mean one
+        reference = mean_spectra(*word(data.x[train_rows], lengths[train_rows])).mean(dim=0)
 
     def norm(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Return the network's input (N, C, F', T) of log-mels x (N, F, T)."""
-        if config.trim_db > 0:
-            x, lengths = trim_silence(x, lengths, config.trim_db)
+        x, lengths = word(x, lengths)
+        if config.vtln > 0:
+            alpha = vtln_factors(mean_spectra(x, lengths), reference, centres, config.vtln)
+            x = warp_frequencies(x[:, None], alpha, centres)[:, 0]
         x = fitted(smooth(x), lengths)
         if config.fill_time:
             x = fill_time(x, lengths)
         return with_deltas(x) if config.deltas else x.unsqueeze(1)
 
-    y, lengths = data.y, data.lengths
     return {
         "train_rows": train_rows, "eval_rows": eval_rows, "norm": norm,
         "x_train": norm(data.x[train_rows], lengths[train_rows]),

@@ -1,6 +1,6 @@
 """Spectrogram transforms of notebook 02: per-recording normalization, cepstral smoothing,
-duration normalization, deltas, and the training augmentations (time shift, speaking-rate
-stretch, vocal tract length perturbation).
+duration normalization, deltas, vocal tract length normalization, and the training
+augmentations (time shift, speaking-rate stretch, vocal tract length perturbation).
 
 Every function takes log-mel spectrograms as tensors, (N, F, T) or batches (B, C, F, T),
 and returns a tensor of the same layout; the random ones draw from the generator given
@@ -143,10 +143,17 @@ def freq_warp(
     """Return x (B, C, F, T) with each item's frequency axis scaled by a random factor
     a in [1 - max_warp, 1 + max_warp]: band j takes the (interpolated) value found at
     frequency centres[j] / a, so a > 1 moves formants up (a shorter vocal tract)."""
-    b, _, f, _ = x.shape
-    alpha = 1 + (torch.rand(b, generator=generator) * 2 - 1) * max_warp
+    alpha = 1 + (torch.rand(x.shape[0], generator=generator) * 2 - 1) * max_warp
+    return warp_frequencies(x, alpha, centres)
+
+
+def warp_frequencies(x: torch.Tensor, alpha: torch.Tensor, centres: np.ndarray) -> torch.Tensor:
+    """Return x (B, C, F, T) with item i's frequency axis scaled by alpha[i] (B,): band j
+    takes the value found at frequency centres[j] / alpha[i], linearly interpolated between
+    band centres (the edge bands repeat past the ends)."""
+    f = x.shape[2]
     centres_t = torch.as_tensor(centres, dtype=torch.float32)
-    wanted = centres_t[None, :] / alpha[:, None]  # (B, F) Hz to read for each band
+    wanted = centres_t[None, :] / alpha[:, None].float()  # (B, F) Hz to read for each band
     # Fractional band position of those frequencies (linear between band centres).
     pos = torch.from_numpy(np.interp(wanted.numpy(), centres, np.arange(f))).float()
     low = pos.floor().long().clamp(0, f - 1)
@@ -154,3 +161,37 @@ def freq_warp(
     frac = (pos - low)[:, None, :, None]
     gather = lambda i: x.gather(2, i[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))  # noqa: E731
     return gather(low) * (1 - frac) + gather(high) * frac
+
+
+# --- vocal tract length normalization (every set) ----------------------------------------
+
+
+def mean_spectra(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Return each recording's long-term spectrum (N, F): its log-mel x (N, F, T) averaged
+    over its real frames, minus its mean over the bands (the level does not count)."""
+    mask = frame_mask(lengths, x.shape[2])
+    spectra = (x * mask).sum(dim=2) / mask.sum(dim=2).clamp_min(1)
+    return spectra - spectra.mean(dim=1, keepdim=True)
+
+
+def vtln_factors(
+    spectra: torch.Tensor, reference: torch.Tensor, centres: np.ndarray, max_warp: float,
+    steps: int = 21,
+) -> torch.Tensor:
+    """Return the warp factor (N,) in [1 - max_warp, 1 + max_warp] (`steps` values) that brings
+    each long-term spectrum (N, F) closest to `reference` (F,) (mean squared difference).
+
+    Vocal tract length normalization per recording: a shorter vocal tract puts every
+    formant higher; the factor found undoes it (`warp_frequencies`), from the recording
+    alone, so it applies to a voice never heard as to a training one.
+    """
+    if not 0 < max_warp < 0.5:
+        raise ValueError(f"max_warp must be in (0, 0.5), got {max_warp}")
+    grid = torch.linspace(1 - max_warp, 1 + max_warp, steps)
+    n = len(spectra)
+    errors = torch.stack([
+        ((warp_frequencies(spectra[:, None, :, None], torch.full((n,), float(a)), centres)
+          [:, 0, :, 0] - reference) ** 2).mean(dim=1)
+        for a in grid
+    ], dim=1)  # fmt: skip
+    return grid[errors.argmin(dim=1)]
