@@ -44,6 +44,8 @@ def data_identity(data: Any) -> dict[str, Any] | None:
     when its content cannot be read without iterating it."""
     if data is None:
         return None
+    if callable(getattr(data, "data_identity", None)):  # a loader that knows its content
+        return data.data_identity()
     if hasattr(data, "images") and hasattr(data, "labels"):  # TensorLoader
         options = {k: getattr(data, k, None) for k in ("hflip", "crop_padding", "drop_last")}
         mean, std = getattr(data, "mean", None), getattr(data, "std", None)
