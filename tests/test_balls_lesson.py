@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from coursekit.balls import data as balls
 from coursekit.balls import lesson as lb
-from coursekit.balls.models import FAST_LAYERS, HEATMAP_LAYERS
+from coursekit.balls.models import FAST_LAYERS, HEATMAP_LAYERS, MEAN_RADIUS
 
 TINY_LAYERS = (("conv", 8, 5, 4), ("conv", 16, 3, 2), ("fc", 64))
 
@@ -186,3 +186,72 @@ def test_show_boxes_draws_predictions_only_for_colours_predicted_present():
     dashed = [p for p in ax.patches if p.get_linestyle() == "--"]
     assert len(ax.patches) == 6 and len(dashed) == 3
     plt.close(fig)
+
+
+def test_nine_box_layout_is_scored_with_boxes_as_predicted(images):
+    # A heatmap detector whose heatmaps are flat: every colour has probability 0.5 and its
+    # box centred at (50, 50) with the mean radius. Scored as predicted, the boxes stay
+    # there; multiplied by the probability (the loss's gate), they would shrink to (25, 25).
+    model = lb.BallDetector(HEATMAP_LAYERS, "nine")
+    with torch.no_grad():
+        model.head.conv.weight[:9].zero_()
+        model.head.conv.bias[:9].zero_()
+    scores = lb.detector_scores(model, images, np.arange(8), "nine")
+    assert torch.allclose(scores["probs"], torch.full((8, 9), 0.5))
+    r = MEAN_RADIUS
+    expected = torch.tensor([50 - r, 50 - r, 50 + r, 50 + r]).expand(8, 9, 4)
+    assert torch.allclose(scores["boxes"], expected, atol=1e-3)
+    # The loss still compares the gated boxes with the files' zeros of absent colours.
+    out = model.eval()(lb.image_tensors(images, np.arange(8))[0])
+    assert torch.allclose(out[:, 9:].view(8, 9, 4) * lb.box_scale(), expected / 2, atol=1e-3)
+
+
+def test_scores_use_the_three_colour_prior_and_give_per_image_ious(images):
+    split = {"train": np.arange(64), "val": np.arange(64, 96)}
+    config = lb.DetectorConfig(layout="nine", layers=TINY_LAYERS, epochs=1, device="cpu")
+    model, _ = lb.run_detector(config, images, split, checkpoint=None, verbose=False)
+    scores = lb.detector_scores(model, images, split["val"], "nine")
+    # An exact set above 0.5 has 3 colours, the 3 most probable: top-3 is never below.
+    assert scores["set_acc_top3"] >= scores["set_acc"]
+    assert scores["per_image_iou"].shape == (32,)
+    assert scores["per_image_iou"].mean() == pytest.approx(scores["mean_iou"], abs=1e-5)
+
+
+def test_one_cycle_detector_peaks_at_lr_and_anneals(images):
+    split = {"train": np.arange(64), "val": np.arange(64, 96)}
+    config = lb.DetectorConfig(layout="colors", layers=TINY_LAYERS, epochs=4, lr=1e-2,
+                               schedule="onecycle", device="cpu")  # fmt: skip
+    _, history = lb.run_detector(config, images, split, checkpoint=None, verbose=False)
+    lrs = history["lr"]
+    assert max(lrs) <= 1e-2 * (1 + 1e-6) and max(lrs) > 0.5e-2
+    assert lrs[0] < max(lrs) and lrs[-1] < max(lrs)
+    with pytest.raises(ValueError, match="schedule"):
+        lb.DetectorConfig(schedule="cyclic")
+
+
+def test_augmented_detector_trains(images, one_thread):
+    split = {"train": np.arange(64), "val": np.arange(64, 96)}
+    config = lb.DetectorConfig(layout="nine", layers=HEATMAP_LAYERS, epochs=2, lr=3e-3,
+                               batch_size=16, augment=True, device="cpu")  # fmt: skip
+    _, history = lb.run_detector(config, images, split, checkpoint=None, verbose=False)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_forecaster_without_colours_ignores_them():
+    model = lb.make_forecaster(lb.ForecastConfig(colours=False)).eval()
+    x = torch.rand(4, 19 * 12 + 9)
+    other = x.clone()
+    other[:, -9:] = torch.rand(4, 9)
+    assert torch.equal(model(x), model(other))
+    seen = lb.make_forecaster(lb.ForecastConfig()).eval()
+    assert not torch.equal(seen(x), seen(other))
+
+
+def test_cophy_metric_is_the_coordinate_mse_over_steps_and_balls():
+    t = torch.arange(25.0).view(1, 25, 1, 1)
+    boxes = (torch.tensor([10.0, 10.0, 20.0, 20.0]) + 1.5 * t).expand(3, 25, 3, 4)
+    scores = lb.forecast_scores({"last": lb.last_position}, boxes, context=19, horizon=6)
+    # Each coordinate is off by 1.5 h px at h steps ahead.
+    expected = np.mean([(1.5 * h) ** 2 for h in range(1, 7)])
+    assert scores["last"]["cophy_mse"] == pytest.approx(expected, rel=1e-5)
+    assert np.allclose(scores["last"]["per_sequence"], 1.5 * np.sqrt(2), atol=1e-4)

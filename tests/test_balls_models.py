@@ -24,6 +24,7 @@ from coursekit.balls.models import (
     Forecaster,
     HeatmapHead,
     cell_centres,
+    colour_network,
     contact_gaps,
     decode,
     head_output,
@@ -237,3 +238,13 @@ def test_map_and_mean_iou_on_perfect_and_shifted_boxes():
     no_box[0, 0] = float("nan")  # ball of colour 0 not detected: IoU 0, AP of colour 0 is 0
     assert math.isclose(mean_iou(no_box, true, presence), 5 / 6, rel_tol=1e-6)
     assert math.isclose(mean_average_precision(scores, no_box, presence, true), 4 / 5)
+
+
+def test_colour_network_gives_nine_logits_whatever_the_ball_positions():
+    net = colour_network().eval()
+    assert net(torch.zeros(2, 3, 100, 100)).shape == (2, 9)
+    # The global max makes it blind to where a colour is: a shifted image, the same logits.
+    x = torch.zeros(1, 3, 100, 100)
+    x[..., 20:28, 20:28] = 3.0
+    shifted = torch.roll(x, shifts=(40, 40), dims=(2, 3))
+    assert torch.allclose(net(x), net(shifted), atol=1e-5)

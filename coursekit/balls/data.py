@@ -34,6 +34,9 @@ from coursekit.data.errors import DatasetFormatError, DatasetMissingError
 from coursekit.data.roots import resolve_root
 
 COLORS = ("red", "green", "blue", "yellow", "lime", "purple", "orange", "cyan", "magenta")
+# What the student reads (prints, titles, bars), in the order of COLORS.
+COLOR_NAMES = ("rouge", "vert", "bleu", "jaune", "vert clair", "violet", "orange", "cyan",
+               "magenta")  # fmt: skip
 RGB = np.array(
     [
         (230, 25, 25), (0, 128, 0), (30, 60, 255), (255, 230, 0), (120, 255, 60),

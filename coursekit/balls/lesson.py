@@ -4,7 +4,8 @@
 `run_detector` / `run_forecaster` train one through `coursekit.train.fit` (checkpoint after
 every epoch, a finished one is loaded) and return (model, History). `detector_scores` and
 `forecast_scores` give the interpretable numbers of a split; the baselines and the
-autoregressive rollout are here too. Every setting is compared on the validation split;
+autoregressive rollout are here too. Every setting is compared on the validation split
+(verdicts and noise bands: `coursekit.balls.compare`; flips: `coursekit.balls.augment`);
 the test split is read once, at the end of the notebook.
 
 Targets are normalized boxes (pixels / BOX_SCALE); the losses are the report's: BCE on
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coursekit.balls.augment import FlippedBatches
 from coursekit.balls.data import (
     FRICTIONS,
     MASSES,
@@ -44,11 +46,13 @@ from coursekit.balls.metrics import (
     colour_set_accuracy,
     mean_average_precision,
     mean_iou,
+    paired_iou,
 )
 from coursekit.balls.models import (
     HEATMAP_LAYERS,
     LAYOUTS,
     BallDetector,
+    Detections,
     Forecaster,
     box_scale,
     decode,
@@ -60,6 +64,7 @@ from coursekit.train import History, fit, predict
 
 EVAL_BATCH = 512
 FORECAST_LOSSES = ("mse", "l1", "distance")
+DETECTOR_SCHEDULES = ("constant", "onecycle")
 
 # Notebook 06's run profiles (`coursekit.profiles.profile_values`): "complet" is the full
 # study (today's defaults, for a GPU); "séance" answers every question of the sheet in one
@@ -82,6 +87,7 @@ PROFILES = {
         "n_trials": 6,  # a search still runs (TPE starts random), short of converging
         "trial_epochs": 4,  # enough to separate a diverging trial from a learning one
         "n_rollout": 1000,  # the error by horizon averages over 3,000 balls
+        "cv_folds": 3,  # the fewest folds that give a spread (2 degrees of freedom)
     },
     "complet": {
         "n_images": 20000,
@@ -94,6 +100,7 @@ PROFILES = {
         "n_trials": 16,
         "trial_epochs": 10,
         "n_rollout": 2000,
+        "cv_folds": 5,
     },
 }
 
@@ -102,7 +109,13 @@ PROFILES = {
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """One detector training: layout 'colors' (task 1a), 'nine' or 'three' (task 1b)."""
+    """One detector training: layout 'colors' (task 1a), 'nine' or 'three' (task 1b).
+
+    schedule: 'constant' learning rate lr, or 'onecycle' (torch's OneCycleLR stepped once
+    per epoch, peak lr: the same peak, only the shape differs). augment: each epoch, every
+    training image flipped left-right and top-bottom at random, its boxes with it
+    (`coursekit.balls.augment`).
+    """
 
     layout: str = "nine"
     layers: tuple = HEATMAP_LAYERS
@@ -112,9 +125,16 @@ class DetectorConfig:
     batch_size: int = 32
     epochs: int = 10
     bce_scale: float = 0.1
+    schedule: str = "constant"
+    augment: bool = False
     seed: int = 0
     device: str = "auto"
     label: str = "detector"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in DETECTOR_SCHEDULES:
+            raise ValueError(f"DetectorConfig.schedule={self.schedule!r}; use one of "
+                             f"{DETECTOR_SCHEDULES}")  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -185,12 +205,24 @@ def run_detector(
         )
         for split in ("train", "val")
     }  # fmt: skip
+    if config.augment:
+        train = splits["train"]
+        boxes = detector_targets(data, train, config.layout)[:, N_COLORS:].view(len(train), -1, 4)
+        loaders["train"] = FlippedBatches(
+            image_tensors(data, train)[0], torch.from_numpy(data.presence[train]),
+            boxes * box_scale(), config.batch_size, config.seed,
+        )  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # One step per epoch (fit steps it so, and checkpoints it); +1 so that the last epoch
+    # does not run at the final ~0 rate.
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr,
+                                                     total_steps=config.epochs + 1)
+                 if config.schedule == "onecycle" else None)  # fmt: skip
     history = fit(
         model, loaders["train"], loaders["val"], epochs=config.epochs, optimizer=optimizer,
         loss_fn=detection_loss(config.layout, config.bce_scale), device=device,
-        metrics={"set_acc": set_accuracy_metric}, checkpoint=checkpoint, restart=retrain,
-        verbose=verbose,
+        metrics={"set_acc": set_accuracy_metric}, scheduler=scheduler, checkpoint=checkpoint,
+        restart=retrain, verbose=verbose,
     )  # fmt: skip
     return model, history
 
@@ -198,20 +230,29 @@ def run_detector(
 def detector_scores(
     model: nn.Module, data: BallImages, index: np.ndarray, layout: str
 ) -> dict[str, Any]:
-    """Return the split's numbers: set_acc, colour_acc, and for boxes mean_iou, map50,
-    map50_95; plus 'probs' (n, 9) and 'boxes' (n, 9, 4) in pixels for the figures."""
+    """Return the split's numbers: set_acc (colours of probability > 0.5 exactly the true
+    set), set_acc_top3 (the 3 most probable colours are the set: the prior "3 balls"),
+    colour_acc, and for boxes mean_iou, map50, map50_95, per_image_iou (n,) (the mean IoU of
+    each image's balls); plus 'probs' (n, 9) and 'boxes' (n, 9, 4) in pixels for the figures.
+
+    Boxes are scored as predicted (`Detections`), each with its colour's probability as the
+    detection's confidence.
+    """
     images, presence = image_tensors(data, index)
-    output = predict(model, images, EVAL_BATCH)
+    output = predict(Detections(model), images, EVAL_BATCH)
     scores = {
         "set_acc": colour_set_accuracy(output[:, :N_COLORS], presence).item(),
+        "set_acc_top3": top3_set_accuracy(output[:, :N_COLORS], presence),
         "colour_acc": ((output[:, :N_COLORS] > 0) == (presence > 0.5)).float().mean().item(),
     }
     if layout == "colors":
         return {**scores, "probs": output.sigmoid()}
     probs, boxes = decode(output, layout)
     true = torch.from_numpy(data.boxes[index])
+    per_ball = torch.where(presence > 0.5, paired_iou(boxes, true), torch.zeros(()))
     return {
         **scores,
+        "per_image_iou": (per_ball.sum(1) / (presence > 0.5).sum(1)).numpy(),
         "mean_iou": mean_iou(boxes, true, presence),
         "map50": mean_average_precision(probs, boxes, presence, true),
         "map50_95": mean_average_precision(probs, boxes, presence, true, COCO_THRESHOLDS),
@@ -221,7 +262,10 @@ def detector_scores(
 
 
 def top3_set_accuracy(probs: torch.Tensor, presence: torch.Tensor) -> float:
-    """Return the fraction of images whose 3 most probable colours are exactly the true set."""
+    """Return the fraction of images whose 3 most probable colours are exactly the true set.
+
+    probs: probabilities or logits (B, 9) (the order is the same).
+    """
     truth = presence.topk(3, dim=1).indices.sort(dim=1).values
     return (predicted_colors(probs) == truth).all(dim=1).float().mean().item()
 
@@ -243,7 +287,8 @@ class ForecastConfig:
     augment: each epoch, every training sequence under a random symmetry of the square and
     order of its balls (`symmetric`): the physics has those symmetries, the network learns
     them instead of memorizing where the walls were hit. schedule: 'constant' learning rate,
-    or 'cosine' decay to 0 over the epochs.
+    or 'cosine' decay to 0 over the epochs. colours: False hides the colour vector from the
+    network (does colour tell anything of the motion, a mass?).
     """
 
     hidden: tuple[int, ...] = (512, 256, 128, 128)
@@ -254,6 +299,7 @@ class ForecastConfig:
     loss: str = "mse"
     augment: bool = False
     schedule: str = "constant"
+    colours: bool = True
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 64
@@ -375,9 +421,12 @@ def forecast_scores(
     predictors: dict[str, Callable], boxes: torch.Tensor, context: int, horizon: int
 ) -> dict[str, dict[str, Any]]:
     """Return {method: {'step_error' (mean px at the first predicted step), 'ade', 'fde',
-    'by_horizon' (horizon,) mean px per step ahead}} of rollouts from `context` steps.
+    'by_horizon' (horizon,) mean px per step ahead, 'per_sequence' (n,) mean px of each
+    sequence's balls at the first step, 'cophy_mse'}} of rollouts from `context` steps.
 
-    ade: mean centre error over the horizon and the balls; fde: at the last step.
+    ade: mean centre error over the horizon and the balls; fde: at the last step;
+    cophy_mse: COPHY's metric, the squared error of the centre coordinates (pixels^2)
+    averaged over coordinates, steps and objects.
     """
     true = boxes[:, context : context + horizon]
     scores = {}
@@ -389,6 +438,8 @@ def forecast_scores(
             "ade": error.mean().item(),
             "fde": by_horizon[-1].item(),
             "by_horizon": by_horizon.numpy(),
+            "per_sequence": error[:, 0].mean(1).numpy(),
+            "cophy_mse": (error**2).mean().item() / 2,  # |d|^2 / 2: the mean over x and y
         }
     return scores
 
@@ -396,7 +447,7 @@ def forecast_scores(
 def make_forecaster(config: ForecastConfig, context: int = 19) -> Forecaster:
     """Return the Forecaster of a config."""
     return Forecaster(config.hidden, config.activation, config.dropout, config.residual, context,
-                      config.inputs)
+                      config.inputs, config.colours)
 
 
 def symmetric(boxes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -530,7 +581,7 @@ def show_boxes(
 
     presence (9,) selects the true boxes; predicted boxes are drawn where not NaN and, when
     pred_probs (9,) is given, only for the colours predicted present (probability > 0.5):
-    layout "nine" outputs a (shrunken) box for every colour.
+    layout "nine" outputs a box for every colour.
     """
     if pred is not None and pred_probs is not None:
         pred = np.where((pred_probs > 0.5)[:, None], pred, np.nan)
@@ -563,3 +614,26 @@ def plot_trajectories(ax: Any, boxes: np.ndarray, colors: np.ndarray, title: str
     ax.set_aspect("equal")
     ax.set_facecolor((0.1, 0.1, 0.11))
     ax.set_title(title, fontsize=9)
+
+
+def plot_forecast(ax: Any, boxes: np.ndarray, predicted: np.ndarray, colors: np.ndarray,
+                  title: str = "") -> None:  # fmt: skip
+    """Draw one sequence's true boxes (T, 3, 4) pixels and the predicted last H (H, 3, 4):
+    true centres solid, predicted dashed, true and predicted boxes of the last step drawn."""
+    from matplotlib.patches import Rectangle
+
+    from coursekit.balls.data import RGB
+
+    plot_trajectories(ax, boxes, colors, title=title)
+    start = len(boxes) - len(predicted)
+    centres = (predicted[..., :2] + predicted[..., 2:]) / 2
+    for k in range(predicted.shape[1]):
+        colour = RGB[colors[k]] / 255
+        before = (boxes[start - 1, k, :2] + boxes[start - 1, k, 2:]) / 2
+        path = np.vstack([before, centres[:, k]])
+        ax.plot(path[:, 0], path[:, 1], "--", lw=1.2, color="white")
+        ax.plot(path[:, 0], path[:, 1], "--", lw=0.8, color=colour)
+        for box, style in ((boxes[-1, k], "-"), (predicted[-1, k], "--")):
+            x1, y1, x2, y2 = box
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, ls=style,
+                                   lw=1.0))  # fmt: skip

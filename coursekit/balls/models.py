@@ -140,7 +140,8 @@ def head_output(logits: torch.Tensor, boxes: torch.Tensor, layout: str) -> torch
     """Return (B, 9 + 4K) in the layout's order from logits (B, 9) and boxes (B, 9, 4).
 
     "nine": each box times its colour's probability, detached, so absent colours give the
-    zeros of the files without their MSE reaching (and fighting) the box maps; "three": the
+    zeros of the files without their MSE reaching (and fighting) the box maps (a gate for
+    the loss only: the metrics read `BallDetector.detections`); "three": the
     boxes of the 3 most probable colours, colour order (what `decode` expects).
     """
     if layout == "colors":
@@ -218,6 +219,34 @@ class BallDetector(nn.Module):
         x = self.layers(x)
         return x if self.head is None else head_output(*self.head(x), self.layout)
 
+    def detections(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (B, 9 + 4K): forward's outputs with the boxes as predicted, for the metrics.
+
+        Only layout "nine" of the heatmap head differs: `head_output` multiplies its boxes by
+        their colour's probability so that the loss sees the files' zeros; scored that way,
+        a box of probability 0.6 would shrink towards (0, 0). The metrics take the box as the
+        head predicts it and the probability as the detection's confidence.
+        """
+        if self.head is None or self.layout != "nine":
+            return self(x)
+        if x.dtype == torch.uint8:
+            x = standardize(x)
+        logits, boxes = self.head(self.layers(x))
+        return torch.cat([logits, boxes.flatten(1)], dim=1)
+
+
+class Detections(nn.Module):
+    """Wrap a detector so that calling it gives `BallDetector.detections` (for `predict`)."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.detector, BallDetector):
+            return self.detector.detections(x)
+        return self.detector(x)
+
 
 def predicted_colors(logits: torch.Tensor) -> torch.Tensor:
     """Return (B, 3) the indices of the 3 highest colour logits (B, 9), in colour order."""
@@ -264,6 +293,7 @@ class Forecaster(nn.Module):
     deceleration is then one input, not a difference of two nearly equal ones; "contacts":
     the moves, plus what decides a collision (`contact_gaps`): the gaps between each ball
     and each wall, and between each two balls, after a constant-velocity step.
+    colours: False zeroes the colour vector before the MLP reads it.
     """
 
     def __init__(
@@ -274,6 +304,7 @@ class Forecaster(nn.Module):
         residual: str = "none",
         steps: int = 19,
         inputs: str = "boxes",
+        colours: bool = True,
     ) -> None:
         super().__init__()
         if residual not in RESIDUALS:
@@ -281,6 +312,7 @@ class Forecaster(nn.Module):
         if inputs not in INPUTS:
             raise ValueError(f"unknown inputs {inputs!r}; choose one of {INPUTS}")
         self.residual, self.steps, self.inputs = residual, steps, inputs
+        self.colours = colours
         layers: list[nn.Module] = []
         width = steps * STEP + N_COLORS + (len(PAIRS) + 4 * N_BALLS) * (inputs == "contacts")
         for out in hidden:
@@ -294,6 +326,9 @@ class Forecaster(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Return what the MLP reads of x (B, steps * 12 + 9): see `inputs`."""
+        if not self.colours:  # the same width, the colour vector zeroed: no colour is seen
+            x = torch.cat([x[:, : self.steps * STEP], torch.zeros_like(x[:, self.steps * STEP :])],
+                          dim=1)  # fmt: skip
         if self.inputs == "boxes":
             return x
         boxes = x[:, : self.steps * STEP].view(-1, self.steps, STEP)
@@ -317,3 +352,17 @@ class Forecaster(nn.Module):
             return last + out
         previous = x[:, (self.steps - 2) * STEP : (self.steps - 1) * STEP].view(-1, N_BALLS, 4)
         return 2 * last - previous + out
+
+
+def colour_network() -> nn.Sequential:
+    """Return notebook 06's task-1a network: standardized images (B, 3, 100, 100) -> 9 logits.
+
+    Three strided convolutions, then a max over the image ("is colour c anywhere?") and a
+    linear layer: the network the notebook asks the student to write, for what follows it.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.ReLU(), nn.BatchNorm2d(16),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(32),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(64),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, N_COLORS),
+    )  # fmt: skip
