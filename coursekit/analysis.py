@@ -10,9 +10,10 @@ stays true whatever the run gives.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from coursekit.french import fr_num, fr_pct
@@ -358,6 +359,27 @@ def verdict(delta: float, band: float) -> str:
     if delta < -band:
         return "moins bien"
     return "indiscernable"
+
+
+def bootstrap_band(values: Sequence[float], n_boot: int = 2000, z: float = 1.96, seed: int = 0,
+                   drop_nan: bool = False) -> float:  # fmt: skip
+    """Return the noise band (half-width) of the mean of `values`: z x its bootstrap SE.
+
+    values: one number per item (image, sequence, pair: often paired differences). NaN is an
+    error unless drop_nan (then a missing score is left out). With fewer than 2 values the
+    noise is unknown: an infinite band, so that `verdict` calls every difference
+    'indiscernable'.
+    """
+    v = np.asarray(values, dtype=float)
+    if drop_nan:
+        v = v[~np.isnan(v)]
+    elif np.isnan(v).any():
+        raise ValueError("values hold NaN: score every item, or pass drop_nan=True to leave "
+                         "missing scores out")  # fmt: skip
+    if len(v) < 2:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    return float(z * v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1).std())
 
 
 def accuracy_band(acc: float, ref: float, n: int, z: float = 1.96) -> float:

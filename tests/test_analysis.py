@@ -1,10 +1,12 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from coursekit.analysis import (
     accuracy_band,
+    bootstrap_band,
     collapsed,
     compare_runs,
     compare_to_reference,
@@ -284,3 +286,13 @@ def test_curve_shape():
     assert shape["half_fall_epoch"] == 2 and shape["min_epoch"] == 4
     assert shape["last_step_rel"] == pytest.approx(-1 / 6)
     assert curve_shape([0.5, 0.6], [1, 2])["half_fall_epoch"] is None
+
+
+def test_bootstrap_band_is_about_two_standard_errors():
+    values = np.random.default_rng(0).normal(0.0, 1.0, size=400)
+    se = values.std() / np.sqrt(len(values))
+    assert bootstrap_band(values) == pytest.approx(1.96 * se, rel=0.1)
+    assert bootstrap_band([1.0]) == float("inf")
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_band([1.0, float("nan")])
+    assert bootstrap_band([1.0, float("nan"), 3.0], drop_nan=True) == bootstrap_band([1.0, 3.0])

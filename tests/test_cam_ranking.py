@@ -60,7 +60,7 @@ def _scores(gap: float, noise: float, n: int = 20, seed: int = 0) -> pd.DataFram
 
 def test_bootstrap_band_shrinks_with_images_and_is_infinite_for_one():
     assert lcam.bootstrap_band([0.5]) == float("inf")
-    assert lcam.bootstrap_band([0.5, np.nan]) == float("inf")
+    assert lcam.bootstrap_band([0.5, np.nan], drop_nan=True) == float("inf")
     small = lcam.bootstrap_band(np.random.default_rng(0).normal(0, 1, 10))
     large = lcam.bootstrap_band(np.random.default_rng(0).normal(0, 1, 1000))
     assert 0 < large < small

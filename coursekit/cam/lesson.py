@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from coursekit.analysis import verdict
+from coursekit.analysis import bootstrap_band, verdict
 from coursekit.cam.augment import iaa
 from coursekit.cam.backbones import Backbone
 from coursekit.french import fr_int, fr_num, fr_pct
@@ -605,22 +605,6 @@ def image_scores(study: pd.DataFrame, by: str, score: str) -> pd.DataFrame:
                               sort=False)  # fmt: skip
 
 
-def bootstrap_band(values: Sequence[float], n_boot: int = 2000, z: float = 1.96,
-                   seed: int = 0) -> float:  # fmt: skip
-    """Return the noise band (half-width) of the mean of `values`: z x its bootstrap SE.
-
-    NaN values are left out; with fewer than 2 values the noise is unknown: infinite band,
-    so that `verdict` calls every difference 'indiscernable'.
-    """
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) < 2:
-        return float("inf")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
-    return float(z * means.std())
-
-
 def compare_items(scores: pd.DataFrame, a: str, b: str, **band_kw) -> dict:
     """Return {'delta', 'band', 'verdict', 'n'}: column a against column b of `image_scores`.
 
@@ -628,7 +612,7 @@ def compare_items(scores: pd.DataFrame, a: str, b: str, **band_kw) -> dict:
     `bootstrap_band`; verdict: `coursekit.analysis.verdict(delta, band)` ('mieux': a above b).
     """
     d = (scores[a] - scores[b]).dropna()
-    band = bootstrap_band(d.to_numpy(), **band_kw)
+    band = bootstrap_band(d.to_numpy(), drop_nan=True, **band_kw)
     delta = float(d.mean()) if len(d) else float("nan")
     return {"delta": delta, "band": band, "verdict": verdict(delta if len(d) else 0.0, band),
             "n": len(d)}  # fmt: skip
@@ -651,7 +635,7 @@ def ranked(scores: pd.DataFrame, ascending: bool = False, **band_kw) -> pd.DataF
             else ""
         )
         rows[item] = {"mean": float(means[item]),
-                      "band": bootstrap_band(scores[item].to_numpy(), **band_kw),
+                      "band": bootstrap_band(scores[item].to_numpy(), drop_nan=True, **band_kw),
                       "vs_next": nxt, "n": int(scores[item].notna().sum())}  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index")
 
