@@ -52,7 +52,8 @@ def time_notebook(
     with tempfile.TemporaryDirectory() as tmp:
         env = {"COURSEKIT_RUNS": str(runs) if runs else f"{tmp}/runs",
                "COURSEKIT_FIGURES": f"{tmp}/figures", "COURSEKIT_DATA": data,
-               "COURSEKIT_PROGRESS": "text", "MPLBACKEND": "Agg"}
+               "COURSEKIT_PROGRESS": "text", "MPLBACKEND": "Agg",
+               "PAPERMILL_EXECUTION": "1"}  # no live widget: nbclient can block on one
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
         saved = {k: os.environ.get(k) for k in env}

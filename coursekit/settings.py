@@ -111,6 +111,13 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def interactive_session() -> bool:
+    """Return False in smoke mode, on CI and in batch runs (`coursekit run` sets
+    PAPERMILL_EXECUTION): there a live widget is useless, and nbclient can block on one
+    (jupyter/nbclient#312, nteract/papermill#723: a cell with ipywidgets never returns)."""
+    return not (smoke_mode() or os.environ.get("CI") or os.environ.get("PAPERMILL_EXECUTION"))
+
+
 def progress_mode() -> str:
     """Return how loops report progress: 'bar' (tqdm), 'text' (a line per epoch) or 'off'.
 

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from coursekit import settings  # noqa: E402
 from coursekit.cam import backbones as cb  # noqa: E402
 from coursekit.cam import lesson as lcam  # noqa: E402
 from coursekit.cam import plots as pcam  # noqa: E402
@@ -90,4 +91,4 @@ def test_explorer_draws_what_its_widgets_ask(cifar_net, cat32, monkeypatch):
     moved, _ = lcam.apply_transform("contrast", magnitude, cat32, ref)
     np.testing.assert_array_equal(np.asarray(picture.images[0].get_array()), moved)
     monkeypatch.setenv("COURSEKIT_SMOKE", "1")
-    assert not pcam.interactive_session()
+    assert not settings.interactive_session()

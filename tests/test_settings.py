@@ -65,3 +65,13 @@ def test_artifact_path_puts_every_kind_in_the_run_folder_or_the_mode_folder(monk
     # A batch run keeps everything it writes in its own folder, whatever the mode.
     run = tmp_path / "run"
     assert settings.artifact_path("05_x", "studies", "s.db") == run / "studies" / "s.db"
+
+
+def test_live_widgets_only_in_an_interactive_session(monkeypatch):
+    for name in ("COURSEKIT_SMOKE", "CI", "PAPERMILL_EXECUTION"):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.interactive_session()
+    for name in ("COURSEKIT_SMOKE", "CI", "PAPERMILL_EXECUTION"):
+        monkeypatch.setenv(name, "1")
+        assert not settings.interactive_session(), name
+        monkeypatch.delenv(name)

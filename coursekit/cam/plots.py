@@ -7,7 +7,6 @@ figure carries the backbone's caption, which says when its weights are random.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -19,7 +18,6 @@ from PIL import Image
 from coursekit.cam import lesson
 from coursekit.cam.backbones import Backbone
 from coursekit.french import fr_num, fr_pct
-from coursekit.settings import smoke_mode
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, display: int = 160) -> np.ndarray:
@@ -158,12 +156,6 @@ def plot_curves(
     fig.suptitle(f"Sensibilité, moyenne sur les images — {caption}", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
-
-
-def interactive_session() -> bool:
-    """Return False in smoke mode, on CI and in batch runs (`coursekit run` sets
-    PAPERMILL_EXECUTION): there a live widget is useless, and nbclient can block on one."""
-    return not (smoke_mode() or os.environ.get("CI") or os.environ.get("PAPERMILL_EXECUTION"))
 
 
 def explorer(
