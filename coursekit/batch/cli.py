@@ -180,9 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_run_parser, _runs_parser, _oar_parser, _sweep_parser):
+    for add in (_run_parser, _runs_parser, _oar_parser, _sweep_parser, _student_parser):
         add(sub)
-    _student_parser(sub)
     return parser
 
 
@@ -304,8 +303,8 @@ def _cmd_student(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `coursekit` command with `argv`; return its exit status."""
     args = build_parser().parse_args(argv)
-    commands = {"run": _cmd_run, "runs": _cmd_runs, "oar": _cmd_oar, "sweep": _cmd_sweep}
-    commands["student"] = _cmd_student
+    commands = {"run": _cmd_run, "runs": _cmd_runs, "oar": _cmd_oar, "sweep": _cmd_sweep,
+                "student": _cmd_student}
     from coursekit.tuning import StudyError  # optuna itself is imported only by `sweep`
 
     try:
