@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from coursekit.settings import REPO_ROOT
+
 NOTEBOOKS = REPO_ROOT / "notebooks"
 STUDENT_DIR = REPO_ROOT / "student"  # git-ignored: regenerated from notebooks/ (README)
 
