@@ -123,3 +123,25 @@ def test_typed_parameters_come_back_as_numbers_and_booleans():
                       "weights": "(1.0, 0.0, 1.0)"})  # fmt: skip
     assert typed == {"hidden": 32, "lr": 0.001, "gru": False, "arch": "hnet",
                      "weights": "(1.0, 0.0, 1.0)"}  # fmt: skip
+
+
+def test_a_moved_store_loads_its_registered_models_from_where_it_is(splits, tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    client = T.open_tracker(before)
+    config = H.HungarianConfig(**SMALL, label="moved")
+    run_id = T.tracked_run(config, client=client, checkpoint=None, data=splits,
+                           experiment="test_move", verbose=False)  # fmt: skip
+    uri = T.set_alias(client, run_id, "best")
+    x = torch.from_numpy(splits[1].distances[:16])
+    expected = T.load_version(client, uri)(x)
+    before.rename(after)  # the whole store elsewhere: the old path no longer exists
+    from mlflow import MlflowClient
+
+    database = f"sqlite:///{after / T.DATABASE}"
+    stale = MlflowClient(tracking_uri=database, registry_uri=database)
+    with pytest.raises(Exception):  # noqa: B017  MLflow alone still reads the old place
+        T.load_version(stale, uri)
+    moved = T.open_tracker(after)
+    assert torch.equal(T.load_version(moved, uri)(x), expected)
+    assert str(before) not in moved.get_run(run_id).info.artifact_uri
+    assert T.relocate_store(after) == 0  # in place now: nothing left to rewrite

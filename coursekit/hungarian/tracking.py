@@ -19,6 +19,7 @@ import copy
 import logging
 import os
 import shlex
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,8 +78,52 @@ def open_tracker(root: str | Path | None = None) -> MlflowClient:
         logging.getLogger(name).setLevel(logging.WARNING)
     root = Path(root) if root is not None else tracking_dir()
     root.mkdir(parents=True, exist_ok=True)
+    relocate_store(root)
     uri = f"sqlite:///{root.resolve() / DATABASE}"
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# Where MLflow writes an absolute artifact URI in a SQLite store (MLflow 3): the tables and
+# columns a moved store must have rewritten.
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+)
+
+
+def relocate_store(root: str | Path) -> int:
+    """Point the store's artifact URIs at `<root>/artifacts`, where they are now; return how
+    many values were rewritten (0 when the store has not moved, or has no database yet).
+
+    MLflow keeps absolute artifact URIs in its database (relative ones are an open request,
+    mlflow#3144), so a store copied elsewhere (a run folder brought back from Grid'5000)
+    would still read its models from the old place. The old root is the one under which
+    the experiments' artifact folders were created (`experiment_id`); every value under it
+    is rewritten in one transaction.
+    """
+    database = Path(root) / DATABASE
+    if not database.is_file():
+        return 0
+    here = (Path(root).resolve() / "artifacts").as_uri()
+    with sqlite3.connect(database) as db:
+        tables = {name for (name,) in db.execute("select name from sqlite_master")}
+        found = db.execute(
+            "select distinct artifact_location from experiments where artifact_location like "
+            "'file://%/artifacts' and artifact_location != ?",
+            (here,),
+        ).fetchall() if "experiments" in tables else []  # fmt: skip
+        changed = 0
+        for (old,) in found:
+            for table, column in ARTIFACT_COLUMNS:
+                if table in tables:
+                    changed += db.execute(
+                        f"update {table} set {column} = ? || substr({column}, ?) "
+                        f"where {column} = ? or {column} like ?",
+                        (here, len(old) + 1, old, old + "/%"),
+                    ).rowcount
+    return changed
 
 
 def store_dir(client: MlflowClient) -> Path:
