@@ -39,6 +39,11 @@ def test_config_checks_its_fields():
         H.HungarianConfig(weights=(0, 0, 0))
     assert H.HungarianConfig(weights=[1, 0, 1]).weights == (1.0, 0.0, 1.0)  # papermill lists
     assert H.HungarianConfig().name != H.HungarianConfig(seed=1).name
+    with pytest.raises(ValueError, match="schedule"):
+        H.HungarianConfig(schedule="step")
+    with pytest.raises(ValueError, match="keep_best and patience"):
+        H.HungarianConfig(keep_best=True, patience=3)
+    assert H.HungarianConfig().name != H.HungarianConfig(schedule="cosine").name
 
 
 def test_loss_is_the_public_sum_of_three_bce_per_sample():
@@ -91,6 +96,33 @@ def test_same_seed_same_f1_and_checkpoint_reloads(splits, tmp_path):
     _, other = H.run(H.HungarianConfig(**{**SMALL, "epochs": 2}, seed=1), checkpoint=None,
                      data=splits, verbose=False)  # fmt: skip
     assert other["val_f1"] != first["val_f1"]
+
+
+def test_keep_best_ends_with_the_best_validation_epoch_even_reloaded(
+    splits, tmp_path, monkeypatch
+):
+    seen = {}
+
+    def scores_falling(val, weights):  # the first epoch scores best on validation
+        def hook(model, epoch):
+            seen[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+            return {"val_f1": 1.0 / epoch}
+
+        return hook
+
+    monkeypatch.setattr(H, "val_scores", scores_falling)
+    config = H.HungarianConfig(**{**SMALL, "epochs": 3}, keep_best=True, schedule="cosine")
+
+    def is_epoch(model, epoch):
+        return all(torch.equal(v, seen[epoch][k]) for k, v in model.state_dict().items())
+
+    model, history = H.run(config, checkpoint=tmp_path / "b.pt", data=splits, verbose=False)
+    assert is_epoch(model, 1) and not is_epoch(model, 3)
+    assert history["lr"][0] == config.lr > history["lr"][1] > history["lr"][2] > 0  # cosine
+    reloaded, _ = H.run(config, checkpoint=tmp_path / "b.pt", data=splits, verbose=False)
+    assert is_epoch(reloaded, 1)  # a finished checkpoint gives the best epoch back too
+    last, _ = H.run(replace(config, keep_best=False), checkpoint=None, data=splits, verbose=False)
+    assert is_epoch(last, 3)
 
 
 def test_dhn_and_ablated_models_train(splits):

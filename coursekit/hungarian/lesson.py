@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.ops import sigmoid_focal_loss
 
@@ -46,6 +47,7 @@ from coursekit.train import EarlyStopping, History, fit, history_frame, predict
 
 ARCHS = ("hnet", "dhn")
 LOSSES = ("bce", "focal")
+SCHEDULES = ("constant", "cosine")
 PUBLIC_BATCH = 256  # train_hnet.py: batches of 256, the incomplete last one dropped
 EVAL_BATCH = 4096
 TIMING_MATRICES = 1024
@@ -131,7 +133,11 @@ class HungarianConfig:
     loss: 'bce' or 'focal' (gamma) on each of the three outputs, weighted by `weights`
       (cells, row max, column max); balance: positive weights (BCE) or alpha (focal) from
       the training labels' class frequencies;
-    epochs, batch_size, lr (Adam), patience (early stopping on val_loss, 0: none), seed.
+    epochs, batch_size, lr (Adam), patience (early stopping on val_loss, 0: none), seed;
+    schedule: 'constant' learning rate (the public recipe) or 'cosine' decay to 0 over the
+      epochs, stepped after each epoch;
+    keep_best: end with the weights of the epoch of best validation weighted F1 (the public
+      script keeps its best epoch too, chosen on its test set; here on validation).
     """
 
     max_doas: int = 2
@@ -152,6 +158,8 @@ class HungarianConfig:
     lr: float = 1e-3
     patience: int = 0
     seed: int = 0
+    schedule: str = "constant"
+    keep_best: bool = False
     device: str = "cpu"
     label: str = "run"
 
@@ -166,6 +174,13 @@ class HungarianConfig:
             raise ValueError(
                 f"weights are three non-negative loss weights (cells, rows, columns), not all "
                 f"zero; got {self.weights}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.keep_best and self.patience > 0:
+            raise ValueError(
+                "keep_best and patience both choose the final weights (best validation F1 vs "
+                "early stopping on val_loss): set one of them"
             )
         if min(self.max_doas, self.per_group, self.epochs, self.batch_size) < 1 or self.lr <= 0:
             raise ValueError("max_doas, per_group, epochs and batch_size must be >= 1, lr > 0")
@@ -342,15 +357,27 @@ def run(
     model = make_model(config).to(device)
     loader = MatrixLoader(train, config.batch_size, shuffle=True, device=device)
     val_loader = MatrixLoader(val, EVAL_BATCH, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    cosine = config.schedule == "cosine"
+    stopper = _stopper(config)
     history = fit(
-        model, loader, val_loader, epochs=config.epochs,
-        optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+        model, loader, val_loader, epochs=config.epochs, optimizer=optimizer,
+        scheduler=CosineAnnealingLR(optimizer, config.epochs) if cosine else None,
         loss_fn=make_loss(config, torch.from_numpy(train.labels)), metrics={}, device=device,
-        early_stopping=EarlyStopping(config.patience) if config.patience > 0 else None,
-        epoch_metrics=val_scores(val, weights), checkpoint=checkpoint, restart=retrain,
-        verbose=verbose,
+        early_stopping=stopper, epoch_metrics=val_scores(val, weights), checkpoint=checkpoint,
+        restart=retrain, verbose=verbose,
     )  # fmt: skip
+    if config.keep_best and stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)  # fit restores it only on an early stop
     return model, history
+
+
+def _stopper(config: HungarianConfig) -> EarlyStopping | None:
+    """Return the early stopping of the config: on val_loss, or (keep_best) a watch on the
+    validation F1 whose patience outlasts the run, for its best weights."""
+    if config.keep_best:
+        return EarlyStopping(config.epochs + 1, monitor="val_f1", mode="max")
+    return EarlyStopping(config.patience) if config.patience > 0 else None
 
 
 def _check_splits(config: HungarianConfig, train: AssignmentData) -> None:
