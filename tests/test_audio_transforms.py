@@ -139,3 +139,14 @@ def test_mean_spectra_ignore_padding_and_level():
     spectra = tf.mean_spectra(x, torch.tensor([3, 3]))
     assert torch.allclose(spectra[0], torch.tensor([-0.75, 2.25, -0.75, -0.75]))
     assert torch.allclose(spectra[1, :], torch.tensor([-0.75, 2.25, -0.75, -0.75]))
+
+
+def test_pick_copy_reads_each_item_at_one_of_its_versions():
+    x = torch.arange(3.0)[None, :, None, None, None].repeat(64, 1, 1, 2, 5)  # version k = k
+    x = x + 10 * torch.arange(64.0)[:, None, None, None, None]  # item b adds 10 b
+    torch.manual_seed(0)
+    out = tf.pick_copy(x)
+    assert out.shape == (64, 1, 2, 5)
+    version = out[:, 0, 0, 0] - 10 * torch.arange(64.0)
+    assert set(version.tolist()) == {0.0, 1.0, 2.0}  # each version drawn, each item its own
+    assert torch.equal(out, out[:, :, :1, :1].expand_as(out))  # one version per whole item

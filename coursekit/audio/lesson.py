@@ -19,7 +19,7 @@ the figures in `coursekit.audio.plots`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from coursekit.audio.transforms import (
     fill_time,
     freq_warp,
     mean_spectra,
+    pick_copy,
     time_shift,
     time_stretch,
     trim_silence,
@@ -52,6 +53,7 @@ from coursekit.audio.transforms import (
     warp_frequencies,
     with_deltas,
 )
+from coursekit.audio.waves import perturbed_logmel
 from coursekit.checkpoint import config_name, load_checkpoint
 from coursekit.identity import array_digest
 from coursekit.settings import get_device, seed_everything, smoke_mode
@@ -62,7 +64,8 @@ SCHEDULES = ("constant", "cosine")
 EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
 # AudioConfig fields left out of names when at these values (added after trainings were kept)
-NEW_FIELDS = {"ensemble": 1, "adapt": 0.0, "train_speakers": (), "vtln": 0.0}
+NEW_FIELDS = {"ensemble": 1, "adapt": 0.0, "train_speakers": (), "vtln": 0.0, "speeds": (),
+              "pitches": ()}
 # Appended to every verdict the notebook prints in smoke mode (as notebook 03 warns of its
 # random weights): the 4 artificial voices say nothing of real speech.
 SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict ne dit rien de la "
@@ -113,6 +116,7 @@ class AudioData:
     table: pd.DataFrame
     x: torch.Tensor
     mel: MelConfig
+    _perturbed: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def y(self) -> torch.Tensor:
@@ -128,6 +132,18 @@ class AudioData:
     def speakers(self) -> list[str]:
         """Return the sorted speaker names."""
         return sorted(self.table["speaker"].unique())
+
+    def perturbed(self, speed: float = 1.0, semitones: float = 0.0
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (log-mels (N, n_mels, frames), real frame counts (N,)) of every recording
+        played `speed` times faster and `semitones` higher (`waves.perturbed_logmel`),
+        computed once per AudioData."""
+        key = (float(speed), float(semitones))
+        if key not in self._perturbed:
+            x = perturbed_logmel(self.table, self.mel, speed, semitones)
+            slower = self.table.assign(duration=self.table["duration"] / speed)
+            self._perturbed[key] = (x, frame_lengths(slower, self.mel))
+        return self._perturbed[key]
 
 
 def frame_lengths(table: pd.DataFrame, mel: MelConfig) -> torch.Tensor:
@@ -191,6 +207,11 @@ class AudioConfig:
       in [1 - s, 1 + s] along time (`time_stretch`);
     freq_warp: random stretch of the frequency axis by a factor in [1 - w, 1 + w] (a
       longer or shorter vocal tract: vocal tract length perturbation);
+    speeds, pitches: waveform perturbation (`coursekit.audio.waves`): every training
+      recording is also computed played at each speed factor (e.g. (0.9, 1.1): speed
+      perturbation) and shifted by each number of semitones (pitch shift); each batch reads
+      each recording as one of these versions or the original, drawn uniformly (same
+      number of steps as without);
     freq_mask, time_mask: SpecAugment masks of up to that many bands / frames (n_masks
       of each per spectrogram; 0 = off);
     channels, hidden, dropout, batchnorm, head: the AudioCNN;
@@ -223,6 +244,8 @@ class AudioConfig:
     time_shift: int = 0
     time_stretch: float = 0.0
     freq_warp: float = 0.0
+    speeds: tuple[float, ...] = ()
+    pitches: tuple[float, ...] = ()
     freq_mask: int = 0
     time_mask: int = 0
     n_masks: int = 2
@@ -245,6 +268,8 @@ class AudioConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))  # papermill gives lists
         object.__setattr__(self, "train_speakers", tuple(sorted(self.train_speakers)))
+        for key in ("speeds", "pitches"):
+            object.__setattr__(self, key, tuple(float(v) for v in getattr(self, key)))
         choices = {"split": SPLITS, "eval": EVALS, "normalize": NORMALIZATIONS, "head": HEADS,
                    "schedule": SCHEDULES}
         for key, allowed in choices.items():
@@ -268,6 +293,12 @@ class AudioConfig:
             raise ValueError(f"adapt must be in [0, 1) (a probability threshold), got {self.adapt}")
         if self.lifter < 0:
             raise ValueError(f"lifter must be >= 0 (0 = off), got {self.lifter}")
+        if any(not 0.5 <= v <= 2 or v == 1 for v in self.speeds):
+            raise ValueError(f"speeds are factors in [0.5, 2] other than 1 (the original is "
+                             f"always kept), e.g. (0.9, 1.1); got {self.speeds}")
+        if any(not -12 <= v <= 12 or v == 0 for v in self.pitches):
+            raise ValueError(f"pitches are semitones in [-12, 12] other than 0 (the original is "
+                             f"always kept), e.g. (-2, 2); got {self.pitches}")
 
     @property
     def name(self) -> str:
@@ -341,13 +372,17 @@ def normalizer(
 
 
 def augmenter(config: AudioConfig, mel: MelConfig) -> Callable | None:
-    """Return the training-batch transform (B, 1, F, T) -> (B, 1, F, T) of the config,
-    or None when it asks for no augmentation.
+    """Return the training-batch transform (B, C, F, T) -> (B, C, F, T) of the config,
+    or None when it asks for no augmentation; with waveform perturbations (`speeds`,
+    `pitches`) its input is (B, K, C, F, T) (`perturbed_inputs`) and it first picks one
+    version of each recording.
 
     Every random draw comes from torch's global generator, which `seed_everything` seeds
     and `fit` saves in each checkpoint: a resumed training draws what an unbroken one would.
     """
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    if config.speeds or config.pitches:
+        steps.append(pick_copy)
     if config.freq_warp > 0:
         centres = mel_frequencies(mel)[band_slice(config, mel)]
         steps.append(lambda x: freq_warp(x, config.freq_warp, centres))
@@ -474,6 +509,22 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def perturbed_inputs(config: AudioConfig, data: AudioData, parts: dict[str, Any]
+                     ) -> torch.Tensor | None:
+    """Return the training inputs (N, 1 + K, C, F', T) of `prepare`'s parts: the original,
+    then the config's K waveform perturbations (`speeds`, then `pitches`); None without any."""
+    versions = [(speed, 0.0) for speed in config.speeds]
+    versions += [(1.0, semitones) for semitones in config.pitches]
+    if not versions:
+        return None
+    rows = parts["train_rows"]
+    copies = [parts["x_train"]]
+    for speed, semitones in versions:
+        x, lengths = data.perturbed(speed, semitones)
+        copies.append(parts["norm"](x[rows], lengths[rows]))
+    return torch.stack(copies, dim=1)
+
+
 def run(
     config: AudioConfig, *, checkpoint: str | Path | None, retrain: bool = False,
     data: AudioData | None = None, verbose: bool = True,
@@ -502,10 +553,14 @@ def run(
     model = make_model(config, data.mel)
     parts = prepare(config, data)
     x_train, y_train = parts["x_train"], parts["y_train"]
+    versions = perturbed_inputs(config, data, parts)
     if extra is not None:
         x_train, y_train = torch.cat([x_train, extra[0]]), torch.cat([y_train, extra[1]])
-    train = Batches([x_train], y_train, config.batch_size, shuffle=True,
-                    transforms=[augmenter(config, data.mel)])
+        if versions is not None:  # a pseudo-labelled recording is heard as it is
+            same = extra[0][:, None].expand(-1, versions.shape[1], *extra[0].shape[1:])
+            versions = torch.cat([versions, same])
+    train = Batches([x_train if versions is None else versions], y_train, config.batch_size,
+                    shuffle=True, transforms=[augmenter(config, data.mel)])
     val = Batches([parts["x_eval"]], parts["y_eval"], 256)
     # The training set re-measured after each epoch in eval mode (no dropout) and without
     # augmentation: the accuracy to compare with the evaluation's (train_acc is the mean

@@ -108,6 +108,13 @@ def with_deltas(x: torch.Tensor) -> torch.Tensor:
 # --- augmentation (training batches only) ------------------------------------------------
 
 
+def pick_copy(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Return one of the K versions of each item of x (B, K, C, F, T), drawn uniformly,
+    as (B, C, F, T): a recording heard at one of its perturbations (`coursekit.audio.waves`)."""
+    choice = torch.randint(x.shape[1], (x.shape[0],), generator=generator)
+    return x[torch.arange(x.shape[0]), choice]
+
+
 def time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
                ) -> torch.Tensor:
     """Return x (B, C, F, T) with each item shifted in time by an integer in
