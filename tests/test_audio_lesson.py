@@ -40,6 +40,7 @@ def test_config_checks_its_fields():
                        ({"schedule": "step"}, "schedule"), ({"vtln": 0.5}, "vtln"),
                        ({"speeds": [1.0]}, "speeds"), ({"speeds": [3]}, "speeds"),
                        ({"pitches": [0]}, "pitches"), ({"pitches": [13]}, "pitches"),
+                       ({"noises": [80]}, "noises"),
                        ({"train_speakers": ["alba"]}, "train_speakers"),
                        ({"split": "speaker", "test_speaker": "alba",
                          "train_speakers": ["alba", "bruno"]}, "train_speakers")):
@@ -61,12 +62,14 @@ def test_config_name_changes_with_what_is_learned_only():
     assert dataclasses.replace(base, vtln=0.1).name != base.name
     assert dataclasses.replace(base, speeds=(0.9, 1.1)).name != base.name
     assert dataclasses.replace(base, pitches=[2]).name != base.name
+    assert dataclasses.replace(base, noises=[10]).name != base.name
     assert AudioConfig(speeds=[0.9]).speeds == (0.9,)  # papermill gives lists
     fold = dataclasses.replace(base, split="speaker", test_speaker="x")
     assert dataclasses.replace(fold, train_speakers=("y",)).name != fold.name
     # A training's name is the one it had before the fields of NEW_FIELDS existed.
     before = {k: v for k, v in dataclasses.asdict(base).items()
-              if k not in ("ensemble", "adapt", "train_speakers", "vtln", "speeds", "pitches")}
+              if k not in ("ensemble", "adapt", "train_speakers", "vtln", "speeds", "pitches",
+                                   "noises")}
     assert base.name == config_name("audio", before)
 
 
@@ -270,12 +273,12 @@ def test_vtln_warps_training_and_evaluation_recordings_alike(data):
 
 def test_waveform_perturbations_train_on_every_version(data, one_thread):
     config = dataclasses.replace(QUICK, split="speaker", test_speaker="chloe", trim_db=30,
-                                 fill_time=True, speeds=(0.9, 1.1), pitches=(2,))
+                                 fill_time=True, speeds=(0.9, 1.1), pitches=(2,), noises=(10,))
     parts = lesson.prepare(config, data)
     versions = lesson.perturbed_inputs(config, data, parts)
-    assert versions.shape == (len(parts["y_train"]), 4, *parts["x_train"].shape[1:])
+    assert versions.shape == (len(parts["y_train"]), 5, *parts["x_train"].shape[1:])
     assert torch.equal(versions[:, 0], parts["x_train"])  # the original comes first
-    for k in (1, 2, 3):
+    for k in (1, 2, 3, 4):
         assert not torch.allclose(versions[:, k], versions[:, 0], atol=0.1)
     assert lesson.perturbed_inputs(QUICK, data, lesson.prepare(QUICK, data)) is None
     torch.manual_seed(0)

@@ -63,3 +63,15 @@ def test_perturbed_logmel_of_the_fixture(audio_data):
 
     ratio = voiced(faster) / voiced(plain)
     assert ratio.mean() == pytest.approx(1 / 1.2, abs=0.05)  # every word 20 % faster
+
+
+def test_noise_is_added_at_the_asked_ratio_to_the_word_alone():
+    short, long = tone(500, 0.1), tone(500, 0.8)
+    for x in (short, long):
+        noisy = waves.perturb(x, RATE, snr_db=10)
+        real = sounding(x)
+        noise = noisy - x
+        snr = 10 * torch.log10((x[0, :real] ** 2).mean() / (noise[0, :real] ** 2).mean())
+        assert float(snr) == pytest.approx(10, abs=0.5)  # not raised by the padding's silence
+        assert noise[0, real:].abs().mean() > 0  # the silence after the word is noisy too
+    assert torch.equal(waves.perturb(long, RATE, snr_db=20), waves.perturb(long, RATE, snr_db=20))

@@ -65,7 +65,7 @@ EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
 # AudioConfig fields left out of names when at these values (added after trainings were kept)
 NEW_FIELDS = {"ensemble": 1, "adapt": 0.0, "train_speakers": (), "vtln": 0.0, "speeds": (),
-              "pitches": ()}
+              "pitches": (), "noises": ()}
 # Appended to every verdict the notebook prints in smoke mode (as notebook 03 warns of its
 # random weights): the 4 artificial voices say nothing of real speech.
 SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict ne dit rien de la "
@@ -133,14 +133,14 @@ class AudioData:
         """Return the sorted speaker names."""
         return sorted(self.table["speaker"].unique())
 
-    def perturbed(self, speed: float = 1.0, semitones: float = 0.0
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    def perturbed(self, speed: float = 1.0, semitones: float = 0.0,
+                  snr_db: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (log-mels (N, n_mels, frames), real frame counts (N,)) of every recording
-        played `speed` times faster and `semitones` higher (`waves.perturbed_logmel`),
-        computed once per AudioData."""
-        key = (float(speed), float(semitones))
+        played `speed` times faster, `semitones` higher, in white noise snr_db under it
+        (`waves.perturbed_logmel`), computed once per AudioData."""
+        key = (float(speed), float(semitones), snr_db)
         if key not in self._perturbed:
-            x = perturbed_logmel(self.table, self.mel, speed, semitones)
+            x = perturbed_logmel(self.table, self.mel, speed, semitones, snr_db)
             slower = self.table.assign(duration=self.table["duration"] / speed)
             self._perturbed[key] = (x, frame_lengths(slower, self.mel))
         return self._perturbed[key]
@@ -207,9 +207,10 @@ class AudioConfig:
       in [1 - s, 1 + s] along time (`time_stretch`);
     freq_warp: random stretch of the frequency axis by a factor in [1 - w, 1 + w] (a
       longer or shorter vocal tract: vocal tract length perturbation);
-    speeds, pitches: waveform perturbation (`coursekit.audio.waves`): every training
-      recording is also computed played at each speed factor (e.g. (0.9, 1.1): speed
-      perturbation) and shifted by each number of semitones (pitch shift); each batch reads
+    speeds, pitches, noises: waveform perturbation (`coursekit.audio.waves`): every
+      training recording is also computed played at each speed factor (e.g. (0.9, 1.1):
+      speed perturbation), shifted by each number of semitones (pitch shift) and in white
+      noise at each signal-to-noise ratio in dB (e.g. (10, 20)); each batch reads
       each recording as one of these versions or the original, drawn uniformly (same
       number of steps as without);
     freq_mask, time_mask: SpecAugment masks of up to that many bands / frames (n_masks
@@ -246,6 +247,7 @@ class AudioConfig:
     freq_warp: float = 0.0
     speeds: tuple[float, ...] = ()
     pitches: tuple[float, ...] = ()
+    noises: tuple[float, ...] = ()
     freq_mask: int = 0
     time_mask: int = 0
     n_masks: int = 2
@@ -268,7 +270,7 @@ class AudioConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))  # papermill gives lists
         object.__setattr__(self, "train_speakers", tuple(sorted(self.train_speakers)))
-        for key in ("speeds", "pitches"):
+        for key in ("speeds", "pitches", "noises"):
             object.__setattr__(self, key, tuple(float(v) for v in getattr(self, key)))
         choices = {"split": SPLITS, "eval": EVALS, "normalize": NORMALIZATIONS, "head": HEADS,
                    "schedule": SCHEDULES}
@@ -299,6 +301,9 @@ class AudioConfig:
         if any(not -12 <= v <= 12 or v == 0 for v in self.pitches):
             raise ValueError(f"pitches are semitones in [-12, 12] other than 0 (the original is "
                              f"always kept), e.g. (-2, 2); got {self.pitches}")
+        if any(not -10 <= v <= 60 for v in self.noises):
+            raise ValueError(f"noises are signal-to-noise ratios in dB in [-10, 60], e.g. "
+                             f"(10, 20); got {self.noises}")
 
     @property
     def name(self) -> str:
@@ -374,14 +379,14 @@ def normalizer(
 def augmenter(config: AudioConfig, mel: MelConfig) -> Callable | None:
     """Return the training-batch transform (B, C, F, T) -> (B, C, F, T) of the config,
     or None when it asks for no augmentation; with waveform perturbations (`speeds`,
-    `pitches`) its input is (B, K, C, F, T) (`perturbed_inputs`) and it first picks one
+    `pitches`, `noises`) its input is (B, K, C, F, T) (`perturbed_inputs`) and it first picks one
     version of each recording.
 
     Every random draw comes from torch's global generator, which `seed_everything` seeds
     and `fit` saves in each checkpoint: a resumed training draws what an unbroken one would.
     """
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
-    if config.speeds or config.pitches:
+    if config.speeds or config.pitches or config.noises:
         steps.append(pick_copy)
     if config.freq_warp > 0:
         centres = mel_frequencies(mel)[band_slice(config, mel)]
@@ -512,15 +517,17 @@ def prepare(config: AudioConfig, data: AudioData) -> dict[str, Any]:
 def perturbed_inputs(config: AudioConfig, data: AudioData, parts: dict[str, Any]
                      ) -> torch.Tensor | None:
     """Return the training inputs (N, 1 + K, C, F', T) of `prepare`'s parts: the original,
-    then the config's K waveform perturbations (`speeds`, then `pitches`); None without any."""
-    versions = [(speed, 0.0) for speed in config.speeds]
-    versions += [(1.0, semitones) for semitones in config.pitches]
+    then the config's K waveform perturbations (`speeds`, `pitches`, then `noises`); None
+    without any."""
+    versions = [(speed, 0.0, None) for speed in config.speeds]
+    versions += [(1.0, semitones, None) for semitones in config.pitches]
+    versions += [(1.0, 0.0, snr) for snr in config.noises]
     if not versions:
         return None
     rows = parts["train_rows"]
     copies = [parts["x_train"]]
-    for speed, semitones in versions:
-        x, lengths = data.perturbed(speed, semitones)
+    for speed, semitones, snr in versions:
+        x, lengths = data.perturbed(speed, semitones, snr)
         copies.append(parts["norm"](x[rows], lengths[rows]))
     return torch.stack(copies, dim=1)
 
