@@ -16,6 +16,7 @@ from coursekit.audio import transforms as tf
 from coursekit.audio.data import MelConfig, shared_speakers
 from coursekit.audio.fixtures import AUDIO_SPEAKERS
 from coursekit.audio.lesson import AudioConfig
+from coursekit.audio.models import SpeakerAdversarial
 from coursekit.checkpoint import config_name, load_checkpoint, save_checkpoint
 from coursekit.train import History, predict
 
@@ -40,7 +41,8 @@ def test_config_checks_its_fields():
                        ({"schedule": "step"}, "schedule"), ({"vtln": 0.5}, "vtln"),
                        ({"speeds": [1.0]}, "speeds"), ({"speeds": [3]}, "speeds"),
                        ({"pitches": [0]}, "pitches"), ({"pitches": [13]}, "pitches"),
-                       ({"noises": [80]}, "noises"),
+                       ({"noises": [80]}, "noises"), ({"adversary": -1}, "adversary"),
+                       ({"adversary": 0.3, "adapt": 0.7}, "adversary"),
                        ({"train_speakers": ["alba"]}, "train_speakers"),
                        ({"split": "speaker", "test_speaker": "alba",
                          "train_speakers": ["alba", "bruno"]}, "train_speakers")):
@@ -63,13 +65,14 @@ def test_config_name_changes_with_what_is_learned_only():
     assert dataclasses.replace(base, speeds=(0.9, 1.1)).name != base.name
     assert dataclasses.replace(base, pitches=[2]).name != base.name
     assert dataclasses.replace(base, noises=[10]).name != base.name
+    assert dataclasses.replace(base, adversary=0.3).name != base.name
     assert AudioConfig(speeds=[0.9]).speeds == (0.9,)  # papermill gives lists
     fold = dataclasses.replace(base, split="speaker", test_speaker="x")
     assert dataclasses.replace(fold, train_speakers=("y",)).name != fold.name
     # A training's name is the one it had before the fields of NEW_FIELDS existed.
     before = {k: v for k, v in dataclasses.asdict(base).items()
               if k not in ("ensemble", "adapt", "train_speakers", "vtln", "speeds", "pitches",
-                                   "noises")}
+                                   "noises", "adversary")}
     assert base.name == config_name("audio", before)
 
 
@@ -288,6 +291,16 @@ def test_waveform_perturbations_train_on_every_version(data, one_thread):
     assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
     # chance is 0.1; the held-out voice has 40 files: 12 or more right by chance: p < 1 %
     assert history["val_acc"][-1] > 0.3
+
+
+def test_speaker_adversarial_training_learns_the_digits(data, one_thread):
+    config = dataclasses.replace(QUICK, split="speaker", test_speaker="chloe", adversary=0.3)
+    model, history = lesson.run(config, checkpoint=None, data=data, verbose=False)
+    assert isinstance(model, SpeakerAdversarial)
+    assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
+    assert history["val_acc"][-1] > 0.3  # 12 of 40 or more by chance: p < 1 %
+    # the speaker classifier's loss on the 3 training voices, logged each epoch
+    assert all(0 < p < 5 for p in history["train_penalty"])
 
 
 def test_band_limits_lifter_and_cosine_schedule_in_a_run(data, one_thread):

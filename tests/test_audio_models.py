@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coursekit.audio.models import AudioCNN, FeatureFusion, ImageCNN, late_fusion
+from coursekit.audio.models import (
+    AudioCNN,
+    FeatureFusion,
+    GradientReversal,
+    ImageCNN,
+    SpeakerAdversarial,
+    late_fusion,
+)
 from coursekit.models import count_parameters
 from coursekit.models.layers import layer_table
 
@@ -103,3 +110,26 @@ def test_late_fusion_rules():
     assert product[1].argmax() == 0 and mean[1].argmax() == 0
     with pytest.raises(ValueError, match="rule"):
         late_fusion(a, b, "max")
+
+
+def test_gradient_reversal_flips_and_scales_the_gradient():
+    x = torch.randn(3, 4, requires_grad=True)
+    GradientReversal.apply(x, 0.5).sum().backward()
+    assert torch.equal(x.grad, torch.full((3, 4), -0.5))
+
+
+def test_speaker_adversarial_reads_digits_alone_and_scores_speakers_in_training():
+    torch.manual_seed(0)
+    net = SpeakerAdversarial(AudioCNN(n_mels=16, n_frames=32, channels=(4, 8), hidden=8), 3,
+                             weight=0.3).eval()  # no dropout: outputs comparable
+    x, speakers = torch.randn(5, 1, 16, 32), torch.tensor([0, 1, 2, 0, 1])
+    logits = net(x)
+    assert logits.shape == (5, 10) and float(net.penalty) == 0  # no speaker: no penalty
+    assert torch.equal(net((x, speakers)), logits)  # the digits do not depend on speakers
+    assert net.penalty > 0 and net.embed(x).shape == (5, 8)
+    net.penalty.backward()
+    # the speaker classifier descends its loss; the features climb it (reversed gradient)
+    assert net.speaker[0].weight.grad.abs().sum() > 0
+    assert net.net.classifier.weight.grad is None
+    with pytest.raises(ValueError, match="speakers"):
+        SpeakerAdversarial(net.net, 1, 0.3)

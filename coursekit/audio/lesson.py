@@ -38,7 +38,7 @@ from coursekit.audio.data import (
     random_split,
     speaker_split,
 )
-from coursekit.audio.models import HEADS, AudioCNN, mean_probability
+from coursekit.audio.models import HEADS, AudioCNN, SpeakerAdversarial, mean_probability
 from coursekit.audio.transforms import (
     cepstral_smoothing,
     fill_time,
@@ -65,7 +65,7 @@ EVALS = ("test", "validation")
 NORMALIZATIONS = ("global", "utterance")
 # AudioConfig fields left out of names when at these values (added after trainings were kept)
 NEW_FIELDS = {"ensemble": 1, "adapt": 0.0, "train_speakers": (), "vtln": 0.0, "speeds": (),
-              "pitches": (), "noises": ()}
+              "pitches": (), "noises": (), "adversary": 0.0}
 # Appended to every verdict the notebook prints in smoke mode (as notebook 03 warns of its
 # random weights): the 4 artificial voices say nothing of real speech.
 SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict ne dit rien de la "
@@ -216,6 +216,9 @@ class AudioConfig:
     freq_mask, time_mask: SpecAugment masks of up to that many bands / frames (n_masks
       of each per spectrogram; 0 = off);
     channels, hidden, dropout, batchnorm, head: the AudioCNN;
+    adversary: speaker-adversarial training (0 = off): a speaker classifier on the hidden
+      features, through a gradient reversal of this weight (`SpeakerAdversarial`), so the
+      features learn to hide which training voice speaks;
     ensemble: how many networks to train, with seeds seed, seed + 1, ...; their
       probabilities are averaged (`Ensemble`). Networks trained alike differ by their
       random start and batch order, and on a new voice each errs differently;
@@ -256,6 +259,7 @@ class AudioConfig:
     dropout: float = 0.3
     batchnorm: bool = True
     head: str = "flatten"
+    adversary: float = 0.0
     epochs: int = 12
     batch_size: int = 32
     lr: float = 1e-3
@@ -291,6 +295,10 @@ class AudioConfig:
                 raise ValueError(f"{key} must be in [0, 0.5), got {getattr(self, key)}")
         if self.max_hz is not None and self.max_hz <= self.min_hz:
             raise ValueError(f"max_hz ({self.max_hz}) must be above min_hz ({self.min_hz})")
+        if self.adversary < 0 or (self.adversary > 0 and self.adapt > 0):
+            raise ValueError(f"adversary must be >= 0 (0 = off) and is not combined with adapt "
+                             f"(the pseudo-labelled voice has no speaker label); got adversary="
+                             f"{self.adversary}, adapt={self.adapt}")
         if not 0 <= self.adapt < 1:
             raise ValueError(f"adapt must be in [0, 1) (a probability threshold), got {self.adapt}")
         if self.lifter < 0:
@@ -566,8 +574,15 @@ def run(
         if versions is not None:  # a pseudo-labelled recording is heard as it is
             same = extra[0][:, None].expand(-1, versions.shape[1], *extra[0].shape[1:])
             versions = torch.cat([versions, same])
-    train = Batches([x_train if versions is None else versions], y_train, config.batch_size,
-                    shuffle=True, transforms=[augmenter(config, data.mel)])
+    inputs, transforms = [x_train if versions is None else versions], [augmenter(config, data.mel)]
+    extra_loss = None
+    if config.adversary > 0:  # the batches also carry each recording's speaker
+        voices = data.table["speaker"].iloc[parts["train_rows"]]
+        codes = torch.tensor(pd.factorize(voices, sort=True)[0], dtype=torch.int64)
+        model = SpeakerAdversarial(model, int(codes.max()) + 1, config.adversary)
+        inputs, transforms = [*inputs, codes], [*transforms, None]
+        extra_loss = lambda net: net.penalty  # noqa: E731
+    train = Batches(inputs, y_train, config.batch_size, shuffle=True, transforms=transforms)
     val = Batches([parts["x_eval"]], parts["y_eval"], 256)
     # The training set re-measured after each epoch in eval mode (no dropout) and without
     # augmentation: the accuracy to compare with the evaluation's (train_acc is the mean
@@ -585,6 +600,7 @@ def run(
                  if config.schedule == "cosine" else None)
     history = fit(model, train, val, epochs=config.epochs, optimizer=optimizer, device=device,
                   scheduler=scheduler, checkpoint=checkpoint, epoch_metrics=train_eval,
+                  extra_loss=extra_loss,
                   restart=retrain or lacks_train_eval(checkpoint), verbose=verbose)
     return model, history
 

@@ -85,6 +85,54 @@ class AudioCNN(nn.Module):
         """Return logits (B, n_classes) of spectrograms x (B, 1, n_mels, n_frames)."""
         return self.classifier(self.embed(x))
 
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by -weight (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.weight * grad, None
+
+
+class SpeakerAdversarial(nn.Module):
+    """An AudioCNN whose hidden features learn to hide which training speaker speaks
+    (speaker-invariant training, Meng et al., 2018).
+
+    forward(x (B, C, F, T)) -> digit logits (B, n_classes), as the AudioCNN alone.
+    forward((x, speakers int64 (B,))) also sets `penalty`: the cross-entropy of a speaker
+    classifier on the hidden features seen through a gradient reversal of `weight`, to add
+    to the loss (`fit`'s extra_loss): the classifier learns to tell the voices apart, the
+    features learn to make it fail.
+    """
+
+    def __init__(self, net: AudioCNN, n_speakers: int, weight: float) -> None:
+        super().__init__()
+        if n_speakers < 2 or weight <= 0:
+            raise ValueError(f"need >= 2 training speakers and weight > 0, got {n_speakers} "
+                             f"and {weight}")
+        self.net, self.weight = net, weight
+        width = net.classifier.in_features
+        self.speaker = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True),
+                                     nn.Linear(width, n_speakers))
+        self.penalty = torch.zeros(())
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the AudioCNN's hidden features (B, hidden)."""
+        return self.net.embed(x)
+
+    def forward(self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, speakers = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        hidden = self.net.embed(x)
+        if speakers is not None:
+            reversed_ = GradientReversal.apply(hidden, self.weight)
+            self.penalty = F.cross_entropy(self.speaker(reversed_), speakers)
+        return self.net.classifier(hidden)
+
+
 LATE_RULES = ("product", "mean")
 
 
