@@ -11,7 +11,6 @@ import torch
 
 from coursekit.analysis import accuracy_band
 from coursekit.audio import fusion, lesson
-from coursekit.audio.data import load_waveforms, logmel
 from coursekit.audio.fusion import FusionConfig
 from coursekit.audio.lesson import AudioConfig
 from coursekit.french import fr_int, fr_pct
@@ -36,27 +35,6 @@ def test_pair_images_matches_digits_reproducibly():
     assert not np.array_equal(pick, fusion.pair_images(digits, image_labels, seed=4))
     with pytest.raises(ValueError, match="digit 3"):
         fusion.pair_images(np.array([3]), image_labels)
-
-
-def test_noisy_recordings_have_the_asked_snr(data):
-    table, mel = data.table.iloc[:8], data.mel
-    waves = load_waveforms(table, mel.sample_rate, mel.n_samples, mel.align)
-    lengths = torch.as_tensor(
-        np.minimum(np.round(table["duration"].to_numpy() * mel.sample_rate), mel.n_samples)
-    ).long()
-    assert (lengths < mel.n_samples).any()  # some recordings are padded
-    for snr_db in (-5.0, 20.0):
-        noise = fusion.add_noise(waves, lengths, snr_db) - waves
-        for wave, extra, n in zip(waves, noise, lengths.tolist(), strict=True):
-            measured = 10 * np.log10(wave[:n].pow(2).mean() / extra[:n].pow(2).mean())
-            assert measured == pytest.approx(snr_db, abs=0.3)
-            assert (extra[n:] == 0).all()  # the padding stays silent
-    # The features the notebook uses are those of exactly these noisy waves.
-    noisy = fusion.noisy_recordings(table, mel, snr_db=-5.0)
-    assert torch.equal(noisy, logmel(fusion.add_noise(waves, lengths, -5.0), mel))
-    clean = logmel(waves, mel)
-    mild = fusion.noisy_recordings(table, mel, snr_db=20)
-    assert (mild - clean).abs().mean() < (noisy - clean).abs().mean()
 
 
 def test_fusion_experiment_on_fixtures(data, fixture_data: Path, one_thread, capsys):

@@ -28,16 +28,17 @@ from scipy import stats
 from torch import nn
 
 from coursekit.analysis import verdict
-from coursekit.audio.data import MelConfig, load_waveforms, logmel
 from coursekit.audio.lesson import (
     AudioConfig,
     AudioData,
     Batches,
     augmenter,
+    perturbed_inputs,
     prepare,
     run,
 )
 from coursekit.audio.models import FeatureFusion, ImageCNN, late_fusion
+from coursekit.audio.waves import perturbed_logmel
 from coursekit.checkpoint import config_name
 from coursekit.data import load_dataset, to_uint8_tensors
 from coursekit.french import fr_fixed, fr_int, fr_pct
@@ -148,30 +149,6 @@ class FrozenFusion(FeatureFusion):
         return self
 
 
-def noisy_recordings(table: pd.DataFrame, mel: MelConfig, snr_db: float, seed: int = 0
-                     ) -> torch.Tensor:
-    """Return log-mel features (N, n_mels, frames) of the recordings with white noise added
-    over their real (non-padded) samples, at a signal-to-noise ratio of `snr_db` dB with
-    respect to each recording's own power (-5 dB: the noise is 5 dB louder than the voice)."""
-    waves = load_waveforms(table, mel.sample_rate, mel.n_samples, mel.align)
-    lengths = np.minimum(
-        np.round(table["duration"].to_numpy() * mel.sample_rate).astype(int), mel.n_samples
-    )
-    return logmel(add_noise(waves, torch.as_tensor(lengths), snr_db, seed), mel)
-
-
-def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, seed: int = 0
-              ) -> torch.Tensor:
-    """Return waves (N, L) plus white noise over each one's first lengths[i] samples (the
-    padding stays silent), scaled so that signal power / noise power is `snr_db` dB."""
-    mask = torch.arange(waves.shape[1])[None, :] < lengths[:, None]
-    power = (waves**2 * mask).sum(1) / mask.sum(1)
-    generator = torch.Generator().manual_seed(seed)
-    scale = (power * 10 ** (-snr_db / 10)).sqrt()[:, None]
-    noise = torch.randn(waves.shape, generator=generator) * scale
-    return waves + noise * mask
-
-
 def _fit(model: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, epochs: int,
          transforms: list[Callable | None], checkpoint: Path | None, retrain: bool,
          seed: int, device: str, lr: float, verbose: bool, batch_size: int = 32) -> History:
@@ -207,7 +184,8 @@ def fusion_data(config: FusionConfig, data: AudioData, data_root: str | Path | N
     noisy_image = x_image_test + config.image_noise * torch.randn(
         x_image_test.shape, generator=generator)
     test_table = data.table.iloc[parts["eval_rows"]]
-    noisy_audio = noisy_recordings(test_table, data.mel, config.audio_snr_db, config.pair_seed)
+    noisy_audio = perturbed_logmel(test_table, data.mel, snr_db=config.audio_snr_db,
+                                   seed=config.pair_seed)
     return {
         **parts, "mnist_train": images_train, "mnist_labels": labels_train,
         "x_image_train": images_train[pick_train], "x_image_test": x_image_test,
@@ -244,9 +222,10 @@ def train_fusion_models(
     fusion = FrozenFusion(audio, image, modality_dropout=config.modality_dropout)
     say("réseau 3/3 : la fusion des caractéristiques (le classifieur commun, sur les deux "
         "réseaux ci-dessus, figés)", flush=True)
-    _fit(fusion, [sets["x_train"], sets["x_image_train"]], sets["y_train"],
-         config.fusion_epochs, [augmenter(a, data.mel), None], checkpoints["fusion"],
-         retrain, a.seed, a.device, a.lr, verbose)
+    versions = perturbed_inputs(a, data, sets)  # the recipe's waveform versions, if any
+    _fit(fusion, [sets["x_train"] if versions is None else versions, sets["x_image_train"]],
+         sets["y_train"], config.fusion_epochs, [augmenter(a, data.mel), None],
+         checkpoints["fusion"], retrain, a.seed, a.device, a.lr, verbose)
     return {"audio": audio, "image": image, "fusion": fusion}, sets
 
 

@@ -5,8 +5,9 @@ Speed perturbation (Ko et al., 2015) resamples the waveform: a factor 1.1 makes 
 10 % shorter and moves every frequency, pitch and formants alike, 10 % up, as a shorter
 vocal tract and a higher voice would. A pitch shift moves the harmonics only (a phase
 vocoder, then a resampling), the formants stay. Noise adds white noise at a signal-to-noise
-ratio measured on the recording's own power, so every voice, loud or soft, is masked alike
-down to that level. All act on the sound before the STFT,
+ratio measured on the recording's own power (its samples only: the padding stays silent),
+so every voice, loud or soft, is masked alike down to that level; notebook 02's fusion also
+tests its networks on such noisy recordings. All act on the sound before the STFT,
 where the spectrogram transforms of `coursekit.audio.transforms` (time stretch, VTLP)
 interpolate the log-mel image instead. Each perturbation is computed once for every
 recording (`perturbed_logmel`); training draws one of them per recording and batch
@@ -15,41 +16,53 @@ recording (`perturbed_logmel`); training draws one of them per recording and bat
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 import torchaudio
 
 from coursekit.audio.data import MelConfig, fit_length, load_waveforms, logmel
 
-NOISE_SEED = 0  # one fixed noise per recording: a version is computed once, like the others
+
+def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, seed: int = 0
+              ) -> torch.Tensor:
+    """Return waves (N, L) plus white noise over each one's first lengths[i] samples (the
+    padding stays silent), scaled so that signal power / noise power is `snr_db` dB."""
+    mask = torch.arange(waves.shape[1])[None, :] < lengths[:, None]
+    power = (waves**2 * mask).sum(1) / mask.sum(1)
+    generator = torch.Generator().manual_seed(seed)
+    scale = (power * 10 ** (-snr_db / 10)).sqrt()[:, None]
+    noise = torch.randn(waves.shape, generator=generator) * scale
+    return waves + noise * mask
 
 
-def perturb(waves: torch.Tensor, sample_rate: int, speed: float = 1.0,
-            semitones: float = 0.0, snr_db: float | None = None) -> torch.Tensor:
-    """Return waves (N, S) played `speed` times faster, shifted by `semitones`, then with
-    white noise snr_db under each recording's power (None: none), (N, S) (cut or padded
-    with silence at the end back to S samples)."""
+def perturb(waves: torch.Tensor, lengths: torch.Tensor, sample_rate: int, speed: float = 1.0,
+            semitones: float = 0.0, snr_db: float | None = None, seed: int = 0
+            ) -> torch.Tensor:
+    """Return waves (N, S) whose first lengths[i] samples hold the recording, played `speed`
+    times faster, shifted by `semitones`, then with white noise snr_db under their power
+    (None: none; `add_noise`, drawn from `seed`), (N, S) (cut or padded with silence at the
+    end back to S samples)."""
     if speed <= 0:
         raise ValueError(f"speed must be > 0 (1 = unchanged), got {speed}")
     n_samples = waves.shape[-1]
     if speed != 1.0:
-        waves, _ = torchaudio.transforms.Speed(sample_rate, speed)(waves)
+        waves, lengths = torchaudio.transforms.Speed(sample_rate, speed)(waves, lengths)
     if semitones != 0.0:
         waves = torchaudio.functional.pitch_shift(waves, sample_rate, semitones)
     waves = fit_length(waves, n_samples, "start")
     if snr_db is None:
         return waves
-    generator = torch.Generator().manual_seed(NOISE_SEED)
-    noise = torch.randn(waves.shape, generator=generator)
-    # the power of the recording up to its last sample, not of the padding's silence after
-    lengths = n_samples - (waves.flip(-1) != 0).int().argmax(-1)
-    snr = torch.full(lengths.shape, float(snr_db))
-    return torchaudio.functional.add_noise(waves, noise, snr, lengths)
+    return add_noise(waves, lengths.clamp(max=n_samples), snr_db, seed)
 
 
 def perturbed_logmel(table: pd.DataFrame, mel: MelConfig, speed: float = 1.0,
-                     semitones: float = 0.0, snr_db: float | None = None) -> torch.Tensor:
+                     semitones: float = 0.0, snr_db: float | None = None, seed: int = 0
+                     ) -> torch.Tensor:
     """Return the log-mels float32 (N, n_mels, frames) of the recordings of `table`
     perturbed by `perturb` (a recording of d seconds then lasts d / speed)."""
     waves = load_waveforms(table, mel.sample_rate, mel.n_samples, mel.align)
-    return logmel(perturb(waves, mel.sample_rate, speed, semitones, snr_db), mel)
+    seconds = table["duration"].to_numpy()
+    lengths = torch.as_tensor(np.minimum(np.round(seconds * mel.sample_rate), mel.n_samples))
+    return logmel(perturb(waves, lengths.long(), mel.sample_rate, speed, semitones, snr_db,
+                          seed), mel)
