@@ -58,12 +58,18 @@ def test_noise_covers_the_word_as_perturbed_and_not_the_padding():
     assert (noise[0, :3200] != 0).all() and (noise[0, 3200:] == 0).all()  # 4000 / 1.25
 
 
-def test_perturbed_logmel_of_the_fixture(audio_data):
+def test_perturbed_logmel_of_the_fixture(audio_data, tmp_path):
     mel = audio_data.mel
     table = audio_data.table.iloc[:8]
-    plain = waves.perturbed_logmel(table, mel)
+    plain = waves.perturbed_logmel(table, mel, use_cache=False)
     assert torch.allclose(plain, audio_data.x[:8], atol=0.05)  # the cache keeps float16
-    faster = waves.perturbed_logmel(table, mel, speed=1.2)
+    faster = waves.perturbed_logmel(table, mel, speed=1.2, cache_dir=tmp_path)
+    # computed once, then read back; each perturbation has its own file
+    assert len(list(tmp_path.glob("logmel-*.pt"))) == 1
+    assert torch.allclose(waves.perturbed_logmel(table, mel, speed=1.2, cache_dir=tmp_path),
+                          faster, atol=0.05)
+    waves.perturbed_logmel(table, mel, speed=0.9, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("logmel-*.pt"))) == 2
     assert faster.shape == plain.shape == (8, mel.n_mels, mel.n_frames)
 
     def voiced(x: torch.Tensor) -> torch.Tensor:  # frames within 30 dB of the loudest
@@ -88,8 +94,8 @@ def test_noisy_recordings_have_the_asked_snr(audio_data):
             assert measured == pytest.approx(snr_db, abs=0.3)
             assert (extra[n:] == 0).all()  # the padding stays silent
     # The features the notebook uses are those of exactly these noisy waves.
-    noisy = waves.perturbed_logmel(table, mel, snr_db=-5.0)
+    noisy = waves.perturbed_logmel(table, mel, snr_db=-5.0, use_cache=False)
     assert torch.equal(noisy, logmel(waves.add_noise(clips, lengths, -5.0), mel))
     clean = logmel(clips, mel)
-    mild = waves.perturbed_logmel(table, mel, snr_db=20)
+    mild = waves.perturbed_logmel(table, mel, snr_db=20, use_cache=False)
     assert (mild - clean).abs().mean() < (noisy - clean).abs().mean()

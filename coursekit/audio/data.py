@@ -26,7 +26,7 @@ import os
 import pickle
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -359,12 +359,15 @@ def logmel(waves: torch.Tensor, config: MelConfig, batch_size: int = 256) -> tor
     return torch.cat(out) if out else torch.empty(0, config.n_mels, config.n_frames)
 
 
-def _fingerprint(table: pd.DataFrame, config: MelConfig) -> str:
-    """Return a hash of the config and of every file's name, size and mtime."""
+def _fingerprint(table: pd.DataFrame, config: MelConfig, variant: str = "") -> str:
+    """Return a hash of the config, the variant (if any) and every file's name, size and
+    mtime."""
     # Not the folder: a copy of the same files (same names, sizes and mtimes) holds the same
     # audio, so it may share the entry.
     digest = hashlib.sha1(repr(sorted(asdict(config).items())).encode())
     digest.update(str(CACHE_VERSION).encode())
+    if variant:  # only then: the plain features keep the fingerprint they always had
+        digest.update(variant.encode())
     for path in table["path"]:
         stat = os.stat(path)
         digest.update(f"{Path(path).name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -383,6 +386,8 @@ def logmel_features(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 256,
     use_cache: bool = True,
+    perturb: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    variant: str = "",
 ) -> torch.Tensor:
     """Return the log-mel spectrograms float32 (N, n_mels, frames) of every row of `table`.
 
@@ -390,17 +395,21 @@ def logmel_features(
     (default: `default_cache_dir()`), written atomically and stored as float16. The
     fingerprint covers the config and every file's name, size and mtime, so a changed file
     or setting computes afresh. use_cache=False neither reads nor writes the cache.
+    perturb: applied to the waveforms (N, samples) before the STFT (`coursekit.audio.waves`),
+    named by `variant` in the fingerprint.
     """
     config = config or MelConfig()
+    if perturb is not None and not variant:
+        raise ValueError("a perturbed set of features needs a variant naming the perturbation")
     path = None
     if use_cache and len(table):
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        path = folder / f"logmel-{_fingerprint(table, config)}.pt"
+        path = folder / f"logmel-{_fingerprint(table, config, variant)}.pt"
         cached = _read_cache(path, list(table["file"]))
         if cached is not None:
             return cached
     waves = load_waveforms(table, config.sample_rate, config.n_samples, config.align)
-    features = logmel(waves, config, batch_size)
+    features = logmel(waves if perturb is None else perturb(waves), config, batch_size)
     if path is not None:
         payload = {"version": CACHE_VERSION, "files": list(table["file"]),
                    "config": asdict(config), "features": features.half()}

@@ -115,11 +115,14 @@ PROFILES = {
 
 @dataclass
 class AudioData:
-    """A table of recordings and their log-mel features x float32 (N, n_mels, frames)."""
+    """A table of recordings and their log-mel features x float32 (N, n_mels, frames);
+    cache_dir: where the features were cached (None: the default folder), and where their
+    waveform versions are (`perturbed`)."""
 
     table: pd.DataFrame
     x: torch.Tensor
     mel: MelConfig
+    cache_dir: Path | None = None
     _perturbed: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -141,10 +144,12 @@ class AudioData:
                   snr_db: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (log-mels (N, n_mels, frames), real frame counts (N,)) of every recording
         played `speed` times faster, `semitones` higher, in white noise snr_db under it
-        (`waves.perturbed_logmel`), computed once per AudioData."""
+        (`waves.perturbed_logmel`, cached in `cache_dir` as the plain features, None: the
+        default folder), computed once per AudioData."""
         key = (float(speed), float(semitones), snr_db)
         if key not in self._perturbed:
-            x = perturbed_logmel(self.table, self.mel, speed, semitones, snr_db)
+            x = perturbed_logmel(self.table, self.mel, speed, semitones, snr_db,
+                                 cache_dir=self.cache_dir)
             slower = self.table.assign(duration=self.table["duration"] / speed)
             self._perturbed[key] = (x, frame_lengths(slower, self.mel))
         return self._perturbed[key]
@@ -171,7 +176,8 @@ def load_audio(
     notebook's 'cache' artifacts, `coursekit.audio.data.default_cache_dir`)."""
     mel = mel or MelConfig()
     table = audio_table(root)
-    return AudioData(table, logmel_features(table, mel, cache_dir=cache_dir), mel)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    return AudioData(table, logmel_features(table, mel, cache_dir=cache), mel, cache)
 
 
 # --- one training ------------------------------------------------------------------------

@@ -16,12 +16,14 @@ recording (`perturbed_logmel`); training draws one of them per recording and bat
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import torch
 import torchaudio
 
-from coursekit.audio.data import MelConfig, fit_length, load_waveforms, logmel
+from coursekit.audio.data import MelConfig, fit_length, logmel_features
 
 
 def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, seed: int = 0
@@ -57,12 +59,19 @@ def perturb(waves: torch.Tensor, lengths: torch.Tensor, sample_rate: int, speed:
 
 
 def perturbed_logmel(table: pd.DataFrame, mel: MelConfig, speed: float = 1.0,
-                     semitones: float = 0.0, snr_db: float | None = None, seed: int = 0
+                     semitones: float = 0.0, snr_db: float | None = None, seed: int = 0,
+                     cache_dir: str | os.PathLike | None = None, use_cache: bool = True
                      ) -> torch.Tensor:
     """Return the log-mels float32 (N, n_mels, frames) of the recordings of `table`
-    perturbed by `perturb` (a recording of d seconds then lasts d / speed)."""
-    waves = load_waveforms(table, mel.sample_rate, mel.n_samples, mel.align)
+    perturbed by `perturb` (a recording of d seconds then lasts d / speed), cached as
+    `logmel_features` caches the plain ones (a pitch shift of 2,000 recordings takes a
+    minute or more: a second run reads it back)."""
     seconds = table["duration"].to_numpy()
     lengths = torch.as_tensor(np.minimum(np.round(seconds * mel.sample_rate), mel.n_samples))
-    return logmel(perturb(waves, lengths.long(), mel.sample_rate, speed, semitones, snr_db,
-                          seed), mel)
+
+    def change(waves: torch.Tensor) -> torch.Tensor:
+        return perturb(waves, lengths.long(), mel.sample_rate, speed, semitones, snr_db, seed)
+
+    variant = f"speed={speed!r}|semitones={semitones!r}|snr_db={snr_db!r}|seed={seed!r}"
+    return logmel_features(table, mel, cache_dir=cache_dir, use_cache=use_cache,
+                           perturb=change, variant=variant)
