@@ -66,8 +66,7 @@ def test_perturbed_logmel_of_the_fixture(audio_data, tmp_path):
     faster = waves.perturbed_logmel(table, mel, speed=1.2, cache_dir=tmp_path)
     # computed once, then read back; each perturbation has its own file
     assert len(list(tmp_path.glob("logmel-*.pt"))) == 1
-    assert torch.allclose(waves.perturbed_logmel(table, mel, speed=1.2, cache_dir=tmp_path),
-                          faster, atol=0.05)
+    assert torch.equal(waves.perturbed_logmel(table, mel, speed=1.2, cache_dir=tmp_path), faster)
     waves.perturbed_logmel(table, mel, speed=0.9, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("logmel-*.pt"))) == 2
     assert faster.shape == plain.shape == (8, mel.n_mels, mel.n_frames)
@@ -95,7 +94,7 @@ def test_noisy_recordings_have_the_asked_snr(audio_data):
             assert (extra[n:] == 0).all()  # the padding stays silent
     # The features the notebook uses are those of exactly these noisy waves.
     noisy = waves.perturbed_logmel(table, mel, snr_db=-5.0, use_cache=False)
-    assert torch.equal(noisy, logmel(waves.add_noise(clips, lengths, -5.0), mel))
+    assert torch.equal(noisy, logmel(waves.add_noise(clips, lengths, -5.0), mel).half().float())
     clean = logmel(clips, mel)
     mild = waves.perturbed_logmel(table, mel, snr_db=20, use_cache=False)
     assert (mild - clean).abs().mean() < (noisy - clean).abs().mean()

@@ -392,7 +392,8 @@ def logmel_features(
     """Return the log-mel spectrograms float32 (N, n_mels, frames) of every row of `table`.
 
     Computed once in batches, then cached in `<cache_dir>/logmel-<fingerprint>.pt`
-    (default: `default_cache_dir()`), written atomically and stored as float16. The
+    (default: `default_cache_dir()`), written atomically and stored as float16 (the values
+    returned, computed or read back, are those float16 ones). The
     fingerprint covers the config and every file's name, size and mtime, so a changed file
     or setting computes afresh. use_cache=False neither reads nor writes the cache.
     perturb: applied to the waveforms (N, samples) before the STFT (`coursekit.audio.waves`),
@@ -410,6 +411,9 @@ def logmel_features(
             return cached
     waves = load_waveforms(table, config.sample_rate, config.n_samples, config.align)
     features = logmel(waves if perturb is None else perturb(waves), config, batch_size)
+    # The numbers the cache keeps, cached or not: a first run and a rerun then train on the
+    # same inputs, so a finished checkpoint (its identity covers them) is reloaded.
+    features = features.half().float()
     if path is not None:
         payload = {"version": CACHE_VERSION, "files": list(table["file"]),
                    "config": asdict(config), "features": features.half()}
