@@ -290,6 +290,11 @@ def test_waveform_perturbations_train_on_every_version(data, one_thread):
     assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
     # chance is 0.1; the held-out voice has 40 files: 12 or more right by chance: p < 1 %
     assert history["val_acc"][-1] > 0.3
+    # with adaptation, a pseudo-labelled recording is heard as it is, in every version
+    pseudo = (parts["x_eval"][:8], parts["y_eval"][:8])
+    _, adapted = lesson.run(dataclasses.replace(config, epochs=1), checkpoint=None, data=data,
+                            verbose=False, extra=pseudo)
+    assert adapted.rows[-1]["train_loss"] < history["train_loss"][0] + 1  # it trained, finite
 
 
 def test_speaker_adversarial_training_learns_the_digits(data, one_thread):
