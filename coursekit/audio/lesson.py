@@ -77,8 +77,8 @@ SMOKE_WARNING = ("ATTENTION : données synthétiques (mode smoke) : ce verdict n
 # normalization), changes of speaking rate, time shifts, VTLP, the 100-3,400 Hz band, an
 # ensemble of 3 networks and the unsupervised adaptation. On the 4-speaker sample's
 # validation folds (3 seeds each, the workbook's verdict): the three waveform versions
-# together (speed 0.9/1.1, pitch -2/+2 semitones, noise at 10/20 dB) "mieux", +2.7 points
-# for a band of 2.2, while each alone was indiscernable; VTLN, stronger spectrogram
+# together (speed 0.9/1.1, pitch -2/+2 semitones, noise at 10/20 dB) "mieux", +2.3 points
+# for a band of 2.2 (narrowly), while each alone was indiscernable; VTLN, stronger spectrogram
 # augmentation and 24 epochs with a cosine decay indiscernable (benchmarks/README.md).
 RECIPE = {
     "trim_db": 30, "normalize": "utterance", "fill_time": True, "time_stretch": 0.15,
