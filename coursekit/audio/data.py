@@ -337,6 +337,13 @@ class MelConfig:
         )  # fmt: skip
 
 
+def sample_lengths(table: pd.DataFrame, mel: MelConfig) -> torch.Tensor:
+    """Return how many of the n_samples samples of each recording of `table` hold audio
+    (its duration, cut at the kept length), int64 (N,)."""
+    samples = np.minimum(np.round(table["duration"].to_numpy() * mel.sample_rate), mel.n_samples)
+    return torch.from_numpy(samples.astype(np.int64))
+
+
 def power_to_db(power: torch.Tensor, top_db: float | None = 80.0) -> torch.Tensor:
     """Return 10 log10(power) (..., F, T), floored per spectrogram at its max - top_db.
 

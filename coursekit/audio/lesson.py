@@ -36,6 +36,7 @@ from coursekit.audio.data import (
     logmel_features,
     mel_frequencies,
     random_split,
+    sample_lengths,
     speaker_split,
 )
 from coursekit.audio.models import HEADS, AudioCNN, SpeakerAdversarial, mean_probability
@@ -163,8 +164,7 @@ def frame_lengths(table: pd.DataFrame, mel: MelConfig) -> torch.Tensor:
     if mel.align != "start":
         raise ValueError(f"the lessons need MelConfig(align='start') (audio first, padding "
                          f"after), got align={mel.align!r}")
-    samples = np.minimum(np.round(table["duration"].to_numpy() * mel.sample_rate), mel.n_samples)
-    return torch.tensor(samples.astype(np.int64) // mel.hop_length + 1)
+    return sample_lengths(table, mel) // mel.hop_length + 1
 
 
 def load_audio(

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pandas as pd
 import torch
 import torchaudio
 
-from coursekit.audio.data import MelConfig, fit_length, logmel_features
+from coursekit.audio.data import MelConfig, fit_length, logmel_features, sample_lengths
 
 
 def add_noise(waves: torch.Tensor, lengths: torch.Tensor, snr_db: float, seed: int = 0
@@ -66,11 +65,10 @@ def perturbed_logmel(table: pd.DataFrame, mel: MelConfig, speed: float = 1.0,
     perturbed by `perturb` (a recording of d seconds then lasts d / speed), cached as
     `logmel_features` caches the plain ones (a pitch shift of 2,000 recordings takes a
     minute or more: a second run reads it back)."""
-    seconds = table["duration"].to_numpy()
-    lengths = torch.as_tensor(np.minimum(np.round(seconds * mel.sample_rate), mel.n_samples))
+    lengths = sample_lengths(table, mel)
 
     def change(waves: torch.Tensor) -> torch.Tensor:
-        return perturb(waves, lengths.long(), mel.sample_rate, speed, semitones, snr_db, seed)
+        return perturb(waves, lengths, mel.sample_rate, speed, semitones, snr_db, seed)
 
     variant = f"speed={speed!r}|semitones={semitones!r}|snr_db={snr_db!r}|seed={seed!r}"
     return logmel_features(table, mel, cache_dir=cache_dir, use_cache=use_cache,
